@@ -1,0 +1,23 @@
+#define _GNU_SOURCE
+#include <sys/socket.h>
+#include <stddef.h>
+#include "csocket2.h"
+
+// The layouts must agree with glibc's, since the shims cast between them.
+_Static_assert(sizeof(struct socket2_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
+_Static_assert(offsetof(struct socket2_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len),
+               "mmsghdr layout");
+_Static_assert(sizeof(struct socket2_ucred) == sizeof(struct ucred), "ucred layout");
+
+int socket2_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+    return accept4(fd, address, length, flags);
+}
+
+int socket2_recvmmsg(int fd, struct socket2_mmsghdr *messages, unsigned int count, int flags,
+                     struct timespec *timeout) {
+    return recvmmsg(fd, (struct mmsghdr *)messages, count, flags, timeout);
+}
+
+int socket2_sendmmsg(int fd, struct socket2_mmsghdr *messages, unsigned int count, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
+}

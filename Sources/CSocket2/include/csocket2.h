@@ -1,0 +1,39 @@
+// Declarations Swift's Glibc module does not import: GNU-only calls and structures of
+// <sys/socket.h>, and Linux UAPI headers. Only Socket2's Syscalls.swift uses them.
+#ifndef CSOCKET2_H
+#define CSOCKET2_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
+#include <linux/sockios.h>
+#include <linux/vm_sockets.h>
+
+/// `struct mmsghdr` (GNU): one message of recvmmsg/sendmmsg.
+struct socket2_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+
+/// `struct ucred` (GNU): SO_PEERCRED and SCM_CREDENTIALS.
+struct socket2_ucred {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+};
+
+/// `struct in6_pktinfo` (GNU): IPV6_PKTINFO.
+struct socket2_in6_pktinfo {
+    struct in6_addr ipi6_addr;
+    unsigned int ipi6_ifindex;
+};
+
+int socket2_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+int socket2_recvmmsg(int fd, struct socket2_mmsghdr *messages, unsigned int count, int flags,
+                     struct timespec *timeout);
+int socket2_sendmmsg(int fd, struct socket2_mmsghdr *messages, unsigned int count, int flags);
+
+#endif
