@@ -254,6 +254,10 @@ internal func system_sendfile(
     try valueOrErrno(Glibc.sendfile(socket, file, offset, count))
 }
 
+// MARK: - Control messages, batched datagrams, zero copy (beyond socket2)
+
+// MARK: - Name resolution (getaddrinfo)
+
 // MARK: - Text forms of addresses
 
 /// `inet_pton(3)`: `true` when `text` is a valid address of `family`, written into `destination`.
