@@ -1,6 +1,10 @@
 // SwiftNIO (NIOPosix) doing the same work, written the way NIO is usually written: channel
-// handlers, write on read and flush on read-complete. The sockets come from the same
-// `makeTCPListener` / `makeUDPSocket` as the other backends (`withBoundSocket`).
+// handlers, write on read and flush on read-complete. UDP sockets come from the same
+// `makeUDPSocket` as the other backends (`withBoundSocket`); listeners are NIO's own, with the
+// same options as `makeTCPListener`.
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 import Socket2
@@ -46,9 +50,12 @@ final class NIOServer: BenchServer {
                         .wait()
                     channels.append(channel)
                 } else {
-                    let socket = try makeTCPListener(port: port, reusePort: reusePort)
-                    port = try boundPort(socket)
+                    // NIO's own bind: `withBoundSocket` would listen again with NIO's backlog
+                    // option before it is applied (128). Same options as `makeTCPListener`.
                     let channel = try ServerBootstrap(group: loop)
+                        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                        .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: reusePort ? 1 : 0)
+                        .serverChannelOption(.backlog, value: Int32(listenBacklog))
                         .serverChannelOption(.autoRead, value: mode != .acceptDrain)
                         .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                         .childChannelInitializer { channel in
@@ -63,8 +70,9 @@ final class NIOServer: BenchServer {
                                 try channel.pipeline.syncOperations.addHandler(handler)
                             }
                         }
-                        .withBoundSocket(socket.intoRawDescriptor())
+                        .bind(host: "127.0.0.1", port: Int(port))
                         .wait()
+                    port = UInt16(channel.localAddress?.port ?? 0)
                     channels.append(channel)
                 }
             }

@@ -1,5 +1,8 @@
 #define _GNU_SOURCE
 #include <sched.h>
+#include <sys/epoll.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include "cbenchsupport.h"
 
 int cbench_pin_to_cpu(int cpu) {
@@ -18,4 +21,25 @@ int cbench_allowed_cpus(void) {
 
 int cbench_current_cpu(void) {
     return sched_getcpu();
+}
+
+int cbench_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+
+int cbench_epoll_add(int epfd, int fd, uint32_t id) {
+    struct epoll_event event = { .events = EPOLLIN, .data = { .u32 = id } };
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int cbench_epoll_wait(int epfd, uint32_t *ids, int max, int timeout_ms) {
+    struct epoll_event events[256];
+    if (max > 256) max = 256;
+    int count = epoll_wait(epfd, events, max, timeout_ms);
+    for (int i = 0; i < count; i++) ids[i] = events[i].data.u32;
+    return count;
+}
+
+int cbench_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
 }

@@ -12,4 +12,19 @@ int cbench_allowed_cpus(void);
 /// The CPU the calling thread runs on (sched_getcpu(3)).
 int cbench_current_cpu(void);
 
+#include <stdint.h>
+
+/// pipe2(fds, O_CLOEXEC).
+int cbench_pipe_cloexec(int fds[2]);
+
+/// epoll_create1(EPOLL_CLOEXEC).
+int cbench_epoll_create(void);
+
+/// Adds `fd` for level-triggered EPOLLIN, tagged with `id`: epoll_ctl(EPOLL_CTL_ADD).
+int cbench_epoll_add(int epfd, int fd, uint32_t id);
+
+/// epoll_wait(2); writes the tags of up to `max` ready descriptors to `ids` (epoll_event is a
+/// packed struct on x86-64, so it stays on the C side).
+int cbench_epoll_wait(int epfd, uint32_t *ids, int max, int timeout_ms);
+
 #endif
