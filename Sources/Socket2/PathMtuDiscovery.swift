@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import SystemPackage
 
 /// The path MTU discovery mode of a socket: `IP_MTU_DISCOVER` (``SocketHandle/setMtuDiscoverV4(_:)``)
 /// and `IPV6_MTU_DISCOVER` (``SocketHandle/setMtuDiscoverV6(_:)``); see ip(7) and ipv6(7).
@@ -21,4 +19,14 @@ public enum PathMtuDiscovery: CInt, Hashable, Sendable, CaseIterable {
     case interface = 4
     /// `IP_PMTUDISC_OMIT`: like `interface`, but fragment when the interface MTU is exceeded.
     case omit = 5
+}
+
+extension SocketHandle where Self: ~Copyable {
+    /// `IP_MTU_DISCOVER` or `IPV6_MTU_DISCOVER`. The kernel knows no other modes than these; a
+    /// value outside them would be `Errno.invalidArgument`.
+    func getMtuDiscoverOption(_ level: CInt, _ name: CInt) throws(Errno) -> PathMtuDiscovery {
+        guard let mode = PathMtuDiscovery(rawValue: try getOption(level, name, as: CInt.self))
+        else { throw .invalidArgument }
+        return mode
+    }
 }
