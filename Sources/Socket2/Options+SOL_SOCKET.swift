@@ -235,7 +235,8 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Receives the sender's credentials (`SCM_CREDENTIALS`) with each message of a Unix
-    /// socket: `SO_PASSCRED`.
+    /// socket: `SO_PASSCRED`. Since Linux 6.16 other than Unix and netlink sockets refuse it
+    /// (`EOPNOTSUPP`).
     public func setPasscred(_ passcred: Bool) throws(Errno) {
         try setBoolOption(SOL_SOCKET, SO_PASSCRED, passcred)
     }
