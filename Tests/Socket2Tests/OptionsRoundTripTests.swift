@@ -39,7 +39,7 @@ private let socketLevel: [OptionCase] = [
     .bool("SO_OOBINLINE", on: all, get: { try $0.outOfBandInline() }, set: { try $0.setOutOfBandInline($1) }),
     .bool("SO_PASSCRED", on: [.unix, .unixDgram], get: { try $0.passcred() }, set: { try $0.setPasscred($1) }),
     // Linux 6.16 restricted SO_PASSCRED to Unix and netlink sockets.
-    .bool("SO_PASSCRED on internet sockets", on: inet, orRefused: .notSupported,
+    .bool("SO_PASSCRED on internet sockets", on: inet, orRefused: .notSupportedOnSocket,
           get: { try $0.passcred() }, set: { try $0.setPasscred($1) }),
     .roundTrip("SO_PRIORITY", on: all, get: { try $0.priority() }, set: { try $0.setPriority($1) },
                values: [3, 6, 0]),
@@ -59,7 +59,7 @@ private let socketLevel: [OptionCase] = [
     .refused("SO_RCVTIMEO negative", on: all, with: .invalidArgument) { try $0.setReadTimeout(.seconds(-1)) },
     .bool("SO_REUSEADDR", on: all, get: { try $0.reuseAddress() }, set: { try $0.setReuseAddress($1) }),
     .bool("SO_REUSEPORT", on: inet, get: { try $0.reusePort() }, set: { try $0.setReusePort($1) }),
-    .refused("SO_REUSEPORT on Unix", on: [.unix, .unixDgram], with: .notSupported) { try $0.setReusePort(true) },
+    .refused("SO_REUSEPORT on Unix", on: [.unix, .unixDgram], with: .notSupportedOnSocket) { try $0.setReusePort(true) },
     .roundTrip("SO_SNDBUF", on: all, get: { try $0.sendBufferSize() }, set: { try $0.setSendBufferSize($1) },
                values: [4096, 16384], expected: { $0 * 2 }),
     .refused("SO_SNDBUF negative", on: all, with: .invalidArgument) { try $0.setSendBufferSize(-4096) },
@@ -75,7 +75,7 @@ private let socketLevel: [OptionCase] = [
     },
     .bool("SO_TIMESTAMPNS", on: all, get: { try $0.timestampns() }, set: { try $0.setTimestampns($1) }),
     .bool("SO_ZEROCOPY", on: inet, get: { try $0.zerocopy() }, set: { try $0.setZerocopy($1) }),
-    .refused("SO_ZEROCOPY on Unix", on: [.unix, .unixDgram], with: .notSupported) { try $0.setZerocopy(true) },
+    .refused("SO_ZEROCOPY on Unix", on: [.unix, .unixDgram], with: .notSupportedOnSocket) { try $0.setZerocopy(true) },
 ]
 
 /// `IPPROTO_IP`.
@@ -117,7 +117,7 @@ private let ipLevel: [OptionCase] = [
                values: [10, 255, 64]),
     .refused("IP_TTL 256 (kernel)", on: SocketKind.ipv4, with: .invalidArgument) { try $0.setTtlV4(256) },
     .refused("IP_TTL > Int32.max", on: SocketKind.ipv4, with: .invalidArgument) { try $0.setTtlV4(.max) },
-    .refused("IP_TTL on Unix", on: [.unix], with: .notSupported) { _ = try $0.ttlV4() },
+    .refused("IP_TTL on Unix", on: [.unix], with: .notSupportedOnSocket) { _ = try $0.ttlV4() },
 ]
 
 /// `IPPROTO_IPV6`.
