@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .target(name: "CBenchSupport"),
@@ -36,6 +37,19 @@ let package = Package(
                 "BenchServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // package-benchmark suites (the plugin finds them in Benchmarks/<Name>/).
+        .executableTarget(
+            name: "SocketBenchmarks",
+            dependencies: [
+                "CBenchSupport",
+                .product(name: "Socket2", package: "Socket2"),
+                .product(name: "Socket2Async", package: "Socket2"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/SocketBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
             name: "socket2-bench",

@@ -3,6 +3,9 @@
 #include <sys/epoll.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <linux/perf_event.h>
 #include "cbenchsupport.h"
 
 int cbench_pin_to_cpu(int cpu) {
@@ -42,4 +45,19 @@ int cbench_epoll_wait(int epfd, uint32_t *ids, int max, int timeout_ms) {
 
 int cbench_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+int cbench_perf_tracepoint_counter(int tid, uint64_t tracepoint_id) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.type = PERF_TYPE_TRACEPOINT;
+    attr.size = sizeof(attr);
+    attr.config = tracepoint_id;
+    attr.disabled = 0;
+    attr.exclude_hv = 1;
+    return (int)syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+int cbench_gettid(void) {
+    return (int)syscall(SYS_gettid);
 }

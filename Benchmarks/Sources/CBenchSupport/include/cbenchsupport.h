@@ -27,4 +27,11 @@ int cbench_epoll_add(int epfd, int fd, uint32_t id);
 /// packed struct on x86-64, so it stays on the C side).
 int cbench_epoll_wait(int epfd, uint32_t *ids, int max, int timeout_ms);
 
+/// A counting perf event (perf_event_open(2)) of the tracepoint `tracepoint_id` (for example
+/// raw_syscalls/sys_enter) on thread `tid`, any CPU. Returns the descriptor or -1.
+int cbench_perf_tracepoint_counter(int tid, uint64_t tracepoint_id);
+
+/// The thread id of the caller (gettid(2)).
+int cbench_gettid(void);
+
 #endif
