@@ -6,6 +6,7 @@ import SystemPackage
 import Glibc
 #endif
 
+extension AsyncTests {
 @Suite("Echo over loopback")
 struct EchoTests {
     /// Echoes everything received on `connection` until end of stream, then closes it.
@@ -148,4 +149,5 @@ struct EchoTests {
             try await receiver.value
         }
     }
+}
 }

@@ -7,6 +7,10 @@ import Synchronization
 import Glibc
 #endif
 
+/// All tests of the module, one at a time: some lower the process's descriptor limit or count
+/// its descriptors, which tests running beside them would disturb.
+@Suite(.serialized) struct AsyncTests {}
+
 /// Every test that applies to both backends runs with each of these.
 let backends: [Reactor.Backend] = [.epoll, .ioUring]
 
@@ -159,3 +163,54 @@ final class TestBuffer: @unchecked Sendable {
     func prefix(_ count: Int) -> [UInt8] { Array(raw.prefix(count)) }
     func from(_ offset: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: raw[offset...]) }
 }
+
+/// Runs `body` on the reactor thread (to read reactor-thread state).
+func onReactor<T: Sendable>(_ reactor: Reactor, _ body: @escaping @Sendable () -> T) async -> T {
+    await Task(executorPreference: reactor) { body() }.value
+}
+
+/// Operations pending on `reactor` (records in use).
+func pendingOperations(_ reactor: Reactor) async -> Int {
+    await onReactor(reactor) { reactor.ops.count }
+}
+
+/// Waits (yielding, under the caller's deadline) until `reactor` has at least `count` operations
+/// in flight: the tasks that started them are suspended in the reactor.
+func waitUntilPending(_ reactor: Reactor, _ count: Int = 1) async {
+    while await pendingOperations(reactor) < count { await Task.yield() }
+}
+
+/// How many descriptors of this process are TCP sockets on local port `port` that are not
+/// listening: the server side of connections accepted from a listener on that port.
+func openConnections(onPort port: UInt16) -> Int {
+    var inodes = Set<String>()
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        guard let file = fopen(table, "r") else { continue }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 512)
+        while fgets(&line, CInt(line.count), file) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let fields = text.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 9, let colon = fields[1].lastIndex(of: ":"),
+                  let localPort = UInt16(fields[1][fields[1].index(after: colon)...], radix: 16),
+                  localPort == port, fields[3] != "0A"
+            else { continue }
+            inodes.insert(String(fields[9]))
+        }
+    }
+    guard !inodes.isEmpty, let directory = opendir("/proc/self/fd") else { return 0 }
+    defer { closedir(directory) }
+    var count = 0
+    var target = [CChar](repeating: 0, count: 256)
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
+        guard length > 0 else { continue }
+        let link = String(decoding: target.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if link.hasPrefix("socket:["), inodes.contains(String(link.dropFirst(8).dropLast())) { count += 1 }
+    }
+    return count
+}
+
+/// The port of an internet address.
+func port(of address: SockAddr) -> UInt16 { address.asSocket()!.port }
