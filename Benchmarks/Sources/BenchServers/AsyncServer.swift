@@ -1,10 +1,179 @@
-// Socket2Async on an epoll or io_uring reactor (wired once branch `async` lands).
-final class AsyncServer: BenchServer {
-    let port: UInt16 = 0
-    let details = ""
+// Socket2Async on an epoll or io_uring reactor, written the way a user of the library should
+// write a server: every task runs on its socket's reactor (`Task(executorPreference:)`), one
+// task per connection, one reactor and one SO_REUSEPORT listener per thread.
+import Socket2
+import Socket2Async
+
+final class AsyncServer: BenchServer, @unchecked Sendable {
+    let port: UInt16
+    let details: String
+    private let reactors: [Reactor]
+    private let sockets: [AsyncSocket]
+    private let mode: ServerMode
+    private let stats: ServerStats
+    // Connections a drain accepted; touched only on the first reactor.
+    private var drained: [AsyncSocket] = []
+
     init(config: ServerConfig, stats: ServerStats) throws {
-        throw BenchError("the \(config.backend.rawValue) backend needs Socket2Async")
+        let backend: Reactor.Backend =
+            switch config.backend {
+            case .epoll: .epoll
+            case .ioUring: .ioUring
+            default: .automatic
+            }
+        mode = config.mode
+        self.stats = stats
+        let drain = config.mode == .acceptDrain || config.mode == .udpDrain
+        let count = drain ? 1 : config.threads
+        var reactors: [Reactor] = []
+        var sockets: [AsyncSocket] = []
+        var port = config.port
+        do {
+            for _ in 0..<count {
+                let reactor = try Reactor(backend: backend)
+                reactors.append(reactor)
+                let socket =
+                    config.mode.isUDP
+                    ? try makeUDPSocket(
+                        port: port, reusePort: count > 1,
+                        receiveBuffer: config.mode == .udpDrain ? drainReceiveBufferSize : nil)
+                    : try makeTCPListener(port: port, reusePort: count > 1)
+                port = try boundPort(socket)
+                sockets.append(try AsyncSocket(socket, reactor: reactor))
+            }
+        } catch {
+            for reactor in reactors { reactor.shutdown() }
+            throw error
+        }
+        self.reactors = reactors
+        self.sockets = sockets
+        self.port = port
+        details = "Socket2Async, \(count) \(reactors[0].backend) reactor\(count == 1 ? "" : "s")"
+        guard !drain else { return }
+        for (reactor, socket) in zip(reactors, sockets) {
+            let mode = mode
+            Task(executorPreference: reactor) {
+                await serve(socket, mode: mode, stats: stats)
+            }
+        }
     }
-    func drain(count: Int) throws -> DrainResult { throw BenchError("unavailable") }
-    func release() {}
+
+    func drain(count: Int) throws -> DrainResult {
+        let done = Semaphore()
+        let outcome = Outcome()
+        let socket = sockets[0]
+        Task(executorPreference: reactors[0]) { [self] in
+            do {
+                switch mode {
+                case .acceptDrain:
+                    drained.reserveCapacity(count)
+                    let clock = DrainClock()
+                    for _ in 0..<count {
+                        drained.append(try await socket.accept().socket)
+                    }
+                    outcome.result = clock.result(count: count)
+                case .udpDrain:
+                    let clock = DrainClock()
+                    let received = try await receiveDatagrams(socket, stopAtMarker: true, stats: stats)
+                    outcome.result = clock.result(count: received)
+                default:
+                    outcome.error = BenchError("drain needs mode accept-drain or udp-drain")
+                }
+            } catch {
+                outcome.error = error
+            }
+            done.signal()
+        }
+        done.wait()
+        if let error = outcome.error { throw error }
+        return outcome.result!
+    }
+
+    func release() {
+        let done = Semaphore()
+        Task(executorPreference: reactors[0]) { [self] in
+            for connection in drained { try? await connection.close() }
+            drained.removeAll(keepingCapacity: true)
+            done.signal()
+        }
+        done.wait()
+    }
+}
+
+/// Hands a drain's outcome from the reactor to the waiting control thread (the semaphore
+/// orders the accesses).
+private final class Outcome: @unchecked Sendable {
+    var result: DrainResult?
+    var error: (any Error)?
+}
+
+/// The server loop of one listener or UDP socket, on its reactor.
+private func serve(_ socket: AsyncSocket, mode: ServerMode, stats: ServerStats) async {
+    do {
+        switch mode {
+        case .accept:
+            while true {
+                let connection = try await socket.accept().socket
+                stats.add(1)
+                try? await connection.close()
+            }
+        case .tcpEcho, .tcpStream:
+            let echo = mode == .tcpEcho
+            while true {
+                let connection = try await socket.accept().socket
+                try connection.setTcpNodelay(true)
+                Task(executorPreference: socket.reactor) {
+                    await serveConnection(connection, echo: echo, stats: stats)
+                }
+            }
+        case .udpEcho:
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: receiveBufferSize, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let (count, address) = try await socket.recvFrom(into: buffer)
+                stats.add(1)
+                _ = try await socket.sendTo(UnsafeRawBufferPointer(rebasing: buffer[..<count]), to: address)
+            }
+        case .udpSink:
+            _ = try await receiveDatagrams(socket, stopAtMarker: false, stats: stats)
+        case .acceptDrain, .udpDrain:
+            break
+        }
+    } catch {
+        printError("socket2-server: \(mode.rawValue) loop ended: \(error)")
+    }
+}
+
+/// Echoes (or discards) what a connection sends until the peer closes it.
+private func serveConnection(_ connection: AsyncSocket, echo: Bool, stats: ServerStats) async {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: receiveBufferSize, alignment: 16)
+    defer { buffer.deallocate() }
+    do {
+        while true {
+            let count = try await connection.recv(into: buffer)
+            if count == 0 { break }
+            if echo {
+                stats.add(1)
+                try await connection.sendAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            } else {
+                stats.add(count)
+            }
+        }
+    } catch {
+        // Reset by the peer: the connection ends.
+    }
+    try? await connection.close()
+}
+
+/// Receives datagrams and counts them; with `stopAtMarker`, until the drain's 1-byte end marker.
+private func receiveDatagrams(_ socket: AsyncSocket, stopAtMarker: Bool, stats: ServerStats) async throws -> Int {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: receiveBufferSize, alignment: 16)
+    defer { buffer.deallocate() }
+    var received = 0
+    while true {
+        let count = try await socket.recv(into: buffer)
+        if stopAtMarker && count == drainMarkerSize { return received }
+        received += 1
+        stats.add(1)
+    }
 }

@@ -5,6 +5,7 @@ import Glibc
 
 /// Starts the server `config` describes; it runs on its own threads until the process ends.
 public func startServer(_ config: ServerConfig, stats: ServerStats) throws -> any BenchServer {
+    growDescriptorTable()
     switch config.backend {
     case .sync: return try SyncServer(config: config, stats: stats)
     case .nio: return try NIOServer(config: config, stats: stats)
@@ -64,4 +65,18 @@ public func serveControlled(_ config: ServerConfig) -> Never {
         }
     }
     exit(0)
+}
+
+/// Grows the process's descriptor table once, now, to hold thousands of descriptors.
+///
+/// The kernel grows the table by doubling when a new descriptor does not fit, and in a process
+/// with several threads each growth waits for an RCU grace period (milliseconds, more in a VM)
+/// inside `accept(2)`. That would charge a multi-threaded server, and not the single-threaded
+/// sync drain, for a one-time kernel cost.
+func growDescriptorTable() {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+    let highest = CInt(min(UInt64(limit.rlim_cur), 16_384)) - 1
+    guard highest > 2, dup2(2, highest) == highest else { return }
+    close(highest)
 }
