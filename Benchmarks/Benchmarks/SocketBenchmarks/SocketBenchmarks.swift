@@ -5,9 +5,12 @@
 //   swift package --package-path Benchmarks benchmark thresholds check --target SocketBenchmarks
 //
 // Every benchmark does 1,000 operations per iteration (`scalingFactor: .kilo`); results are
-// shown per operation. The peer of each connection is the blocking core.
+// shown per operation. The peer of each connection is the blocking core, whose own system calls
+// (one per operation: the peer's send or receive, or for accept its socket, setsockopt, connect
+// and close) are counted too.
 import Benchmark
 import Socket2
+import Socket2Async
 import SystemPackage
 
 let benchmarks: @Sendable () -> Void = {
@@ -23,6 +26,13 @@ let benchmarks: @Sendable () -> Void = {
         ]
     )
     syncBenchmarks()
+    asyncBenchmarks(.epoll, name: "epoll")
+    // Where the kernel refuses io_uring (seccomp, io_uring_disabled, memlock), its benchmarks
+    // are left out rather than failed.
+    if let probe = try? Reactor(backend: .ioUring) {
+        probe.shutdown()
+        asyncBenchmarks(.ioUring, name: "io_uring")
+    }
 }
 
 /// The blocking core: one system call per operation, no allocation.
