@@ -57,6 +57,7 @@ let package = Package(
                 "BenchServers",
                 "CBenchSupport",
                 .product(name: "Socket2", package: "Socket2"),
+                .product(name: "Socket2Async", package: "Socket2"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

@@ -70,6 +70,8 @@ struct Report {
     var repetitions: Int
     var pinned: String
     var backends: [ServerBackend]
+    /// Backends left out because the kernel refused them, with the reason.
+    var unavailable: [String]
     var scenarios: [Scenario]
     var cells: [Cell]
     var loadAverageAfter: String
@@ -183,6 +185,7 @@ struct Report {
         for (backend, details) in backendDetails {
             lines.append("\(backend.rawValue): \(details)")
         }
+        lines.append(contentsOf: unavailable)
         return lines.joined(separator: "\n")
     }
 
@@ -266,6 +269,7 @@ struct Report {
             json.field("backends") {
                 json.object { for (backend, details) in backendDetails { json.field(backend.rawValue, details) } }
             }
+            json.field("unavailable") { json.array { for line in unavailable { json.element(line) } } }
             json.field("cells") {
                 json.array {
                     for cell in cells {

@@ -8,6 +8,7 @@ import Glibc
 #endif
 import ArgumentParser
 import BenchServers
+import Socket2Async
 
 extension ServerBackend: ExpressibleByArgument {}
 extension ServerMode: ExpressibleByArgument {}
@@ -73,6 +74,16 @@ struct Run: ParsableCommand {
             }
             backendList.append(backend)
         }
+        // A backend the kernel refuses here (io_uring disabled by seccomp, sysctl or memlock
+        // limits) is reported and left out, not failed.
+        var unavailable: [String] = []
+        backendList.removeAll { backend in
+            guard let reason = unavailableReason(backend) else { return false }
+            unavailable.append("\(backend.rawValue): unavailable here (\(reason))")
+            printError("socket2-bench: \(backend.rawValue) is unavailable here (\(reason)); left out")
+            return true
+        }
+        guard !backendList.isEmpty else { throw BenchError("no backend available") }
         let settings = RunSettings(
             duration: duration ?? (quick ? 0.2 : 2),
             warmup: warmup ?? (quick ? 0.1 : 0.5),
@@ -118,7 +129,7 @@ struct Run: ParsableCommand {
 
         let report = Report(
             machine: machine, settings: runner.settings, repetitions: repetitionCount, pinned: pinned,
-            backends: backendList, scenarios: scenarioList, cells: cells,
+            backends: backendList, unavailable: unavailable, scenarios: scenarioList, cells: cells,
             loadAverageAfter: MachineInfo.loadAverage(),
             elapsedSeconds: Double(monotonicNanos() - started) / 1e9)
         print(report.text(), terminator: "")
@@ -143,6 +154,23 @@ struct Run: ParsableCommand {
         if let client = result.clientCPU { text += ", client CPU " + format(client, digits: 2) }
         if result.errors > 0 { text += ", \(result.errors) client errors (\(result.firstError ?? ""))" }
         return text
+    }
+}
+
+/// Why `backend` cannot run on this machine, or nil when it can.
+func unavailableReason(_ backend: ServerBackend) -> String? {
+    let reactorBackend: Reactor.Backend
+    switch backend {
+    case .epoll: reactorBackend = .epoll
+    case .ioUring: reactorBackend = .ioUring
+    default: return nil
+    }
+    do {
+        let reactor = try Reactor(backend: reactorBackend)
+        reactor.shutdown()
+        return nil
+    } catch {
+        return "\(error)"
     }
 }
 
