@@ -140,8 +140,6 @@ final class EpollBackend: ReactorBackend {
     }
 
     func cancel(_ index: Int32, _ record: UnsafeMutablePointer<OpRecord>) {
-        let io = record.pointee.io!.takeUnretainedValue()
-        unlink(index, record, io)
         reactor.complete(record, record.pointee.cancelReason.resultCode)
     }
 
@@ -151,10 +149,7 @@ final class EpollBackend: ReactorBackend {
         if record.pointee.kind == .connect {
             // A Unix connect that found the listener's queue full: call connect(2) again.
             let result = attempt(record, io)
-            if result != -Int(EAGAIN) {
-                unlink(index, record, io)
-                reactor.complete(record, result)
-            }
+            if result != -Int(EAGAIN) { reactor.complete(record, result) }
             return
         }
         process(io, input: record.pointee.kind.waitsForInput, force: true)
@@ -165,38 +160,7 @@ final class EpollBackend: ReactorBackend {
     private func park(
         _ index: Int32, _ record: UnsafeMutablePointer<OpRecord>, _ io: IOState, input: Bool
     ) {
-        reactor.markPending(record)
-        record.pointee.next = -1
-        if input {
-            record.pointee.previous = io.inputTail
-            if io.inputTail >= 0 { reactor.ops.record(io.inputTail).pointee.next = index } else { io.inputHead = index }
-            io.inputTail = index
-        } else {
-            record.pointee.previous = io.outputTail
-            if io.outputTail >= 0 { reactor.ops.record(io.outputTail).pointee.next = index } else { io.outputHead = index }
-            io.outputTail = index
-        }
-    }
-
-    private func unlink(_ index: Int32, _ record: UnsafeMutablePointer<OpRecord>, _ io: IOState) {
-        let previous = record.pointee.previous, next = record.pointee.next
-        let input = record.pointee.kind.waitsForInput
-        if previous >= 0 {
-            reactor.ops.record(previous).pointee.next = next
-        } else if input {
-            io.inputHead = next
-        } else {
-            io.outputHead = next
-        }
-        if next >= 0 {
-            reactor.ops.record(next).pointee.previous = previous
-        } else if input {
-            io.inputTail = previous
-        } else {
-            io.outputTail = previous
-        }
-        record.pointee.previous = -1
-        record.pointee.next = -1
+        reactor.markPending(record, input: input)
     }
 
     /// Performs the waiting operations of one direction while the socket is ready.
@@ -213,7 +177,6 @@ final class EpollBackend: ReactorBackend {
                 backOff(record)
                 return
             }
-            unlink(index, record, io)
             reactor.complete(record, result)
             if io.closed { return }
         }

@@ -108,6 +108,8 @@ struct OpRecord {
     var backoffMilliseconds: UInt32 = 0
     /// Waiting for a retry timer rather than for readiness.
     var backingOff = false
+    /// The socket list the record is in: 0 none, 1 input, 2 output.
+    var listed: UInt8 = 0
     /// The stream a multishot request or stream waiter belongs to.
     var stream: Unmanaged<AnyObject>?
     /// An address the kernel reads (connect, sendto) or writes (accept, recvfrom), and its length.
@@ -117,6 +119,27 @@ struct OpRecord {
     var iov = iovec()
 
     var isFree: Bool { state == .free }
+
+    /// Pointers to the record's own storage, for the kernel (the record never moves).
+    static func addressPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<sockaddr> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.address)!)
+            .assumingMemoryBound(to: sockaddr.self)
+    }
+
+    static func addressLengthPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<socklen_t> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.addressLength)!)
+            .assumingMemoryBound(to: socklen_t.self)
+    }
+
+    static func messagePointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<msghdr> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.message)!)
+            .assumingMemoryBound(to: msghdr.self)
+    }
+
+    static func iovPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<iovec> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.iov)!)
+            .assumingMemoryBound(to: iovec.self)
+    }
 
     /// The id naming this use of the record.
     var id: OpID { UInt64(generation) << 32 | UInt64(UInt32(bitPattern: index)) }
@@ -193,6 +216,7 @@ struct OpTable: ~Copyable {
         record.pointee.resultFlags = 0
         record.pointee.backoffMilliseconds = 0
         record.pointee.backingOff = false
+        record.pointee.listed = 0
         record.pointee.flags = 0
         record.pointee.previous = -1
         record.pointee.next = freeHead

@@ -319,15 +319,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// Finishes an operation: stores the result and resumes its task.
     @inline(__always)
     func complete(_ record: UnsafeMutablePointer<OpRecord>, _ result: Int) {
-        if record.pointee.state == .pending, record.pointee.kind != .close,
-           let io = record.pointee.io?.takeUnretainedValue() {
-            io.pendingCount -= 1
-            if io.pendingCount == 0 && io.closeWaiter >= 0 {
-                let waiter = io.closeWaiter
-                io.closeWaiter = -1
-                impl.start(waiter, ops.record(waiter))
-            }
-        }
+        settle(record)
         record.pointee.result = result
         record.pointee.state = .completed
         let continuation = record.pointee.continuation
@@ -335,13 +327,63 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         continuation?.resume(returning: result)
     }
 
-    /// Marks `record` as pending in the backend.
+    /// The backend is done with `record`: takes it off its socket's list and, if it was pending,
+    /// off the socket's count (starting a close that waited for the count to reach zero).
     @inline(__always)
-    func markPending(_ record: UnsafeMutablePointer<OpRecord>) {
-        record.pointee.state = .pending
-        if record.pointee.kind != .close, let io = record.pointee.io?.takeUnretainedValue() {
-            io.pendingCount += 1
+    func settle(_ record: UnsafeMutablePointer<OpRecord>) {
+        guard let io = record.pointee.io?.takeUnretainedValue() else { return }
+        if record.pointee.listed != 0 { unlink(record, from: io) }
+        if record.pointee.state == .pending && record.pointee.kind != .close {
+            io.pendingCount -= 1
+            if io.pendingCount == 0 && io.closeWaiter >= 0 {
+                let waiter = io.closeWaiter
+                io.closeWaiter = -1
+                impl.start(waiter, ops.record(waiter))
+            }
         }
+    }
+
+    /// Marks `record` as pending in the backend, at the end of its socket's input or output list.
+    @inline(__always)
+    func markPending(_ record: UnsafeMutablePointer<OpRecord>, input: Bool) {
+        record.pointee.state = .pending
+        guard let io = record.pointee.io?.takeUnretainedValue() else { return }
+        if record.pointee.kind != .close { io.pendingCount += 1 }
+        let index = record.pointee.index
+        record.pointee.next = -1
+        if input {
+            record.pointee.listed = 1
+            record.pointee.previous = io.inputTail
+            if io.inputTail >= 0 { ops.record(io.inputTail).pointee.next = index } else { io.inputHead = index }
+            io.inputTail = index
+        } else {
+            record.pointee.listed = 2
+            record.pointee.previous = io.outputTail
+            if io.outputTail >= 0 { ops.record(io.outputTail).pointee.next = index } else { io.outputHead = index }
+            io.outputTail = index
+        }
+    }
+
+    private func unlink(_ record: UnsafeMutablePointer<OpRecord>, from io: IOState) {
+        let previous = record.pointee.previous, next = record.pointee.next
+        let input = record.pointee.listed == 1
+        if previous >= 0 {
+            ops.record(previous).pointee.next = next
+        } else if input {
+            io.inputHead = next
+        } else {
+            io.outputHead = next
+        }
+        if next >= 0 {
+            ops.record(next).pointee.previous = previous
+        } else if input {
+            io.inputTail = previous
+        } else {
+            io.outputTail = previous
+        }
+        record.pointee.previous = -1
+        record.pointee.next = -1
+        record.pointee.listed = 0
     }
 
     /// Cancels the operation `id` if it is still pending (reactor thread).
