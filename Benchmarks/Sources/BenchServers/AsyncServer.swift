@@ -1,6 +1,8 @@
 // Socket2Async on an epoll or io_uring reactor, written the way a user of the library should
-// write a server: every task runs on its socket's reactor (`Task(executorPreference:)`), one
-// task per connection, one reactor and one SO_REUSEPORT listener per thread.
+// write a server: every task runs on its socket's reactor (`Task(executorPreference:)`),
+// connections come from `incoming` and datagrams from `datagrams(maxSize:)` (multishot accept
+// and multishot recvmsg with provided buffers on io_uring), one task per connection, one
+// reactor and one SO_REUSEPORT listener per thread.
 import Socket2
 import Socket2Async
 
@@ -68,10 +70,11 @@ final class AsyncServer: BenchServer, @unchecked Sendable {
                 case .acceptDrain:
                     drained.reserveCapacity(count)
                     let clock = DrainClock()
-                    for _ in 0..<count {
-                        drained.append(try await socket.accept().socket)
+                    for try await connection in socket.incoming {
+                        drained.append(connection.socket)
+                        if drained.count == count { break }
                     }
-                    outcome.result = clock.result(count: count)
+                    outcome.result = clock.result(count: drained.count)
                 case .udpDrain:
                     let clock = DrainClock()
                     let received = try await receiveDatagrams(socket, stopAtMarker: true, stats: stats)
@@ -112,27 +115,23 @@ private func serve(_ socket: AsyncSocket, mode: ServerMode, stats: ServerStats) 
     do {
         switch mode {
         case .accept:
-            while true {
-                let connection = try await socket.accept().socket
+            for try await connection in socket.incoming {
                 stats.add(1)
-                try? await connection.close()
+                try? await connection.socket.close()
             }
         case .tcpEcho, .tcpStream:
             let echo = mode == .tcpEcho
-            while true {
-                let connection = try await socket.accept().socket
+            for try await connection in socket.incoming {
+                let connection = connection.socket
                 try connection.setTcpNodelay(true)
                 Task(executorPreference: socket.reactor) {
                     await serveConnection(connection, echo: echo, stats: stats)
                 }
             }
         case .udpEcho:
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: receiveBufferSize, alignment: 16)
-            defer { buffer.deallocate() }
-            while true {
-                let (count, address) = try await socket.recvFrom(into: buffer)
+            for try await datagram in socket.datagrams(maxSize: maxDatagramSize) {
                 stats.add(1)
-                _ = try await socket.sendTo(UnsafeRawBufferPointer(rebasing: buffer[..<count]), to: address)
+                _ = try await socket.sendTo(datagram.bytes, to: datagram.address)
             }
         case .udpSink:
             _ = try await receiveDatagrams(socket, stopAtMarker: false, stats: stats)
@@ -165,15 +164,16 @@ private func serveConnection(_ connection: AsyncSocket, echo: Bool, stats: Serve
     try? await connection.close()
 }
 
+/// The largest datagram the UDP servers take (the scenarios send at most 1,200 bytes).
+private let maxDatagramSize = 2048
+
 /// Receives datagrams and counts them; with `stopAtMarker`, until the drain's 1-byte end marker.
 private func receiveDatagrams(_ socket: AsyncSocket, stopAtMarker: Bool, stats: ServerStats) async throws -> Int {
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: receiveBufferSize, alignment: 16)
-    defer { buffer.deallocate() }
     var received = 0
-    while true {
-        let count = try await socket.recv(into: buffer)
-        if stopAtMarker && count == drainMarkerSize { return received }
+    for try await datagram in socket.datagrams(maxSize: maxDatagramSize) {
+        if stopAtMarker && datagram.bytes.count == drainMarkerSize { break }
         received += 1
         stats.add(1)
     }
+    return received
 }
