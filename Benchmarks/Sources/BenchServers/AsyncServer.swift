@@ -3,6 +3,7 @@
 // connections come from `incoming` and datagrams from `datagrams(maxSize:)` (multishot accept
 // and multishot recvmsg with provided buffers on io_uring), one task per connection, one
 // reactor and one SO_REUSEPORT listener per thread.
+import CBenchSupport
 import Socket2
 import Socket2Async
 
@@ -51,6 +52,7 @@ final class AsyncServer: BenchServer, @unchecked Sendable {
         self.sockets = sockets
         self.port = port
         details = "Socket2Async, \(count) \(reactors[0].backend) reactor\(count == 1 ? "" : "s")"
+            + (reactors[0].backend == .ioUring ? "; ring flags \(ioUringSetupFlags()) (probed)" : "")
         guard !drain else { return }
         for (reactor, socket) in zip(reactors, sockets) {
             let mode = mode
@@ -176,4 +178,17 @@ private func receiveDatagrams(_ socket: AsyncSocket, stopAtMarker: Bool, stats: 
         stats.add(1)
     }
     return received
+}
+
+/// The io_uring setup flags this kernel accepts, in the order the reactor tries them (the
+/// reactor does not say which it chose).
+func ioUringSetupFlags() -> String {
+    let flags = cbench_probe_io_uring_flags()
+    guard flags >= 0 else { return "none accepted (errno \(-flags))" }
+    let names: [(Int, String)] = [
+        (1 << 12, "SINGLE_ISSUER"), (1 << 13, "DEFER_TASKRUN"), (1 << 8, "COOP_TASKRUN"),
+        (1 << 7, "SUBMIT_ALL"), (1 << 3, "CQSIZE"),
+    ]
+    let set = names.filter { flags & $0.0 != 0 }.map(\.1)
+    return set.isEmpty ? "none" : set.joined(separator: "|")
 }

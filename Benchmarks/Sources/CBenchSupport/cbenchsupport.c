@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <linux/perf_event.h>
+#include <linux/io_uring.h>
+#include <errno.h>
 #include "cbenchsupport.h"
 
 int cbench_pin_to_cpu(int cpu) {
@@ -60,4 +62,28 @@ int cbench_perf_tracepoint_counter(int tid, uint64_t tracepoint_id) {
 
 int cbench_gettid(void) {
     return (int)syscall(SYS_gettid);
+}
+
+long cbench_probe_io_uring_flags(void) {
+    const unsigned sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    int error = EINVAL;
+    for (unsigned i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+        struct io_uring_params params;
+        memset(&params, 0, sizeof(params));
+        params.flags = sets[i] | IORING_SETUP_CQSIZE;
+        params.cq_entries = 8192;
+        long fd = syscall(SYS_io_uring_setup, 1024, &params);
+        if (fd >= 0) {
+            close((int)fd);
+            return (long)params.flags;
+        }
+        error = errno;
+        if (error != EINVAL) break;
+    }
+    return -error;
 }

@@ -158,6 +158,9 @@ struct Report {
         } else if let p50 = cell.p50, let p99 = cell.p99 {
             notes.append("p50 \(format(p50 / 1000, digits: 1)) p99 \(format(p99 / 1000, digits: 1)) µs")
         }
+        if cell.scenario.kind == .live, let client = cell.clientCPU, client >= 0.95 {
+            notes.append("client-bound")
+        }
         if cell.errors > 0 { notes.append("\(cell.errors) client errors") }
         if !cell.failures.isEmpty { notes.append("\(cell.failures.count) failed runs") }
         return notes.joined(separator: "; ")
@@ -203,7 +206,8 @@ struct Report {
             "vs NIO, vs sync: performance relative to SwiftNIO / the blocking core; > 1 is better for every scenario.",
             "spread: (max − min) / median of the result over the repetitions. '~' marks a ratio whose spread is larger than the difference it shows (noise).",
             "server CPU/op: server process CPU time (all threads) / operations in the window; CPU vs NIO < 1 is cheaper.",
-            "server CPU, client CPU: cores used in the window; a client near 1.00 means the client, not the server, limited the rate.",
+            "server CPU, client CPU: cores used in the window; 'client-bound' (client ≥ 0.95) means the client, not the server, limited the rate: compare CPU/op there.",
+            "latency scenarios: the client spins (client CPU 1.00 by construction); the server sleeps and is woken for every message.",
             "scenarios:",
         ]
         for scenario in scenarios { lines.append("  \(scenario.name): \(scenario.title)") }

@@ -34,4 +34,9 @@ int cbench_perf_tracepoint_counter(int tid, uint64_t tracepoint_id);
 /// The thread id of the caller (gettid(2)).
 int cbench_gettid(void);
 
+/// The first io_uring setup flag set the kernel accepts, tried in the order Socket2Async's
+/// reactor tries them (SINGLE_ISSUER|DEFER_TASKRUN, COOP_TASKRUN, none; each with SUBMIT_ALL
+/// and CQSIZE), by io_uring_setup(2) on a throw-away ring. Returns the flags, or -errno.
+long cbench_probe_io_uring_flags(void);
+
 #endif
