@@ -261,6 +261,11 @@ final class IOState: @unchecked Sendable {
     /// The peer closed its side or the socket failed: reads never wait again.
     var inputClosed = false
     var closed = false
+    /// The socket's owner is gone (the descriptor is closed or being closed).
+    var released = false
+    /// Connections a stopped multishot accept took from the kernel after its iterator went away:
+    /// the next accept or stream of the socket gets them first (io_uring).
+    var strandedConnections: [CInt] = []
     /// The epoll registration (index | generation << 32 in the reactor's table), 0 when none.
     var registration: UInt64 = 0
     /// Pending operations waiting for input and for output, oldest first.

@@ -126,6 +126,13 @@ final class URingBackend: ReactorBackend {
             startStreamWait(record)
             return
         }
+        if record.pointee.kind == .accept, let io = record.pointee.io?.takeUnretainedValue(),
+           !io.strandedConnections.isEmpty {
+            let fd = io.strandedConnections.removeFirst()
+            record.pointee.addressLength = socklen_t(max(0, sys_getpeername(fd, withUnsafeMutablePointer(to: &record.pointee.address) { $0 })))
+            reactor.complete(record, Int(fd))
+            return
+        }
         submit(record)
         reactor.markPending(record, input: true)
     }
@@ -308,6 +315,10 @@ final class URingBackend: ReactorBackend {
     /// Starts a wait for the next element of a stream: at once if one is queued.
     private func startStreamWait(_ record: UnsafeMutablePointer<OpRecord>) {
         let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
+        if stream.kind == .accept, let io = record.pointee.io?.takeUnretainedValue(), !io.strandedConnections.isEmpty {
+            reactor.complete(record, Int(io.strandedConnections.removeFirst()))
+            return
+        }
         if let (result, flags) = stream.popReady() {
             record.pointee.resultFlags = flags
             reactor.complete(record, Int(result))
