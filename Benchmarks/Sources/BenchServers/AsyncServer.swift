@@ -10,7 +10,7 @@ import Socket2Async
 final class AsyncServer: BenchServer, @unchecked Sendable {
     let port: UInt16
     let details: String
-    private let reactors: [Reactor]
+    private let group: ReactorGroup
     private let sockets: [AsyncSocket]
     private let mode: ServerMode
     private let stats: ServerStats
@@ -28,13 +28,11 @@ final class AsyncServer: BenchServer, @unchecked Sendable {
         self.stats = stats
         let drain = config.mode == .acceptDrain || config.mode == .udpDrain
         let count = drain ? 1 : config.threads
-        var reactors: [Reactor] = []
+        group = try ReactorGroup(count: count, backend: backend)
         var sockets: [AsyncSocket] = []
         var port = config.port
         do {
-            for _ in 0..<count {
-                let reactor = try Reactor(backend: backend)
-                reactors.append(reactor)
+            for reactor in group.reactors {
                 let socket =
                     config.mode.isUDP
                     ? try makeUDPSocket(
@@ -45,18 +43,18 @@ final class AsyncServer: BenchServer, @unchecked Sendable {
                 sockets.append(try AsyncSocket(socket, reactor: reactor))
             }
         } catch {
-            for reactor in reactors { reactor.shutdown() }
+            group.shutdown()
             throw error
         }
-        self.reactors = reactors
         self.sockets = sockets
         self.port = port
-        details = "Socket2Async, \(count) \(reactors[0].backend) reactor\(count == 1 ? "" : "s")"
-            + (reactors[0].backend == .ioUring ? "; ring flags \(ioUringSetupFlags()) (probed)" : "")
+        let kind = group.reactors[0].backend
+        details = "Socket2Async, \(count) \(kind) reactor\(count == 1 ? "" : "s")"
+            + (kind == .ioUring ? "; ring flags \(ioUringSetupFlags()) (probed)" : "")
         guard !drain else { return }
-        for (reactor, socket) in zip(reactors, sockets) {
+        for socket in sockets {
             let mode = mode
-            Task(executorPreference: reactor) {
+            Task(executorPreference: socket.reactor) {
                 await serve(socket, mode: mode, stats: stats)
             }
         }
@@ -66,7 +64,7 @@ final class AsyncServer: BenchServer, @unchecked Sendable {
         let done = Semaphore()
         let outcome = Outcome()
         let socket = sockets[0]
-        Task(executorPreference: reactors[0]) { [self] in
+        Task(executorPreference: socket.reactor) { [self] in
             do {
                 switch mode {
                 case .acceptDrain:
@@ -96,7 +94,7 @@ final class AsyncServer: BenchServer, @unchecked Sendable {
 
     func release() {
         let done = Semaphore()
-        Task(executorPreference: reactors[0]) { [self] in
+        Task(executorPreference: sockets[0].reactor) { [self] in
             for connection in drained { try? await connection.close() }
             drained.removeAll(keepingCapacity: true)
             done.signal()
