@@ -21,8 +21,10 @@ let benchmarks: @Sendable () -> Void = {
         maxDuration: .seconds(1),
         maxIterations: 200,
         thresholds: [
-            // Allocations are deterministic: at most 1 more per 1,000 operations.
-            .mallocCountTotal: .init(absolute: [.p90: 1])
+            // Per 1,000 operations: the operations' own allocations are exact; up to 5 more
+            // (of the benchmark machinery, not per operation) are tolerated. One allocation
+            // more per operation is 1,000 more.
+            .mallocCountTotal: .init(absolute: [.p90: 5])
         ]
     )
     syncBenchmarks()

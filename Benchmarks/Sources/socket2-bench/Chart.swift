@@ -53,7 +53,7 @@ extension Report {
             var tick = 0.0
             while tick <= maximum + 1e-9 {
                 svg += "<line x1=\"\(left)\" x2=\"\(width - right)\" y1=\"\(y(tick))\" y2=\"\(y(tick))\" stroke=\"#eee\"/>"
-                svg += "<text x=\"\(left - 6)\" y=\"\(y(tick) + 4)\" text-anchor=\"end\">\(format(tick, digits: 2))</text>\n"
+                svg += "<text x=\"\(left - 6)\" y=\"\(y(tick) + 4)\" text-anchor=\"end\">\(format(tick, digits: step < 0.5 ? 2 : step < 1 ? 1 : 0))</text>\n"
                 tick += step
             }
             svg += "<line x1=\"\(left)\" x2=\"\(width - right)\" y1=\"\(y(1))\" y2=\"\(y(1))\" stroke=\"#444\" stroke-dasharray=\"4 3\"/>\n"
