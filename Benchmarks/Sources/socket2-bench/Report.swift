@@ -161,6 +161,8 @@ struct Report {
         if cell.scenario.kind == .live, let client = cell.clientCPU, client >= 0.95 {
             notes.append("client-bound")
         }
+        let disturbed = cell.runs.filter(\.disturbed).count
+        if disturbed > 0 { notes.append("\(disturbed) disturbed run\(disturbed == 1 ? "" : "s")") }
         if cell.errors > 0 { notes.append("\(cell.errors) client errors") }
         if !cell.failures.isEmpty { notes.append("\(cell.failures.count) failed runs") }
         return notes.joined(separator: "; ")
@@ -185,6 +187,7 @@ struct Report {
             "runs: \(repetitions) repetition(s), backends interleaved; \(format(settings.warmup, digits: 2)) s warm-up + \(format(settings.duration, digits: 2)) s measured; drains of \(settings.drainCount) after one of \(max(1, settings.drainCount / 10)); \(pinned)",
             "load average before: \(machine.loadAverage), after: \(loadAverageAfter); took \(format(elapsedSeconds, digits: 0)) s",
         ]
+        lines.append(disturbanceSummary())
         for (backend, details) in backendDetails {
             lines.append("\(backend.rawValue): \(details)")
         }
@@ -198,6 +201,20 @@ struct Report {
             for failure in cell.failures { lines.append("FAILED \(cell.scenario.name) \(cell.backend.rawValue): \(failure)") }
         }
         return lines.isEmpty ? [] : lines + [""]
+    }
+
+    /// Other processes' CPU during the windows, and the runs they disturbed.
+    private func disturbanceSummary() -> String {
+        let runs = cells.flatMap(\.runs)
+        let others = runs.compactMap(\.otherCPU)
+        let repeated = runs.reduce(0) { $0 + $1.discarded }
+        let disturbed = runs.filter(\.disturbed).count
+        var text = "other processes:"
+        if !others.isEmpty {
+            text += " median \(format(median(others), digits: 3)), max \(format(others.max()!, digits: 3)) cores during the live windows;"
+        }
+        text += " \(repeated) disturbed run(s) repeated (limit \(format(settings.noiseLimit, digits: 2)) cores, or a drain off its CPU), \(disturbed) kept run(s) still disturbed"
+        return text
     }
 
     private func legend() -> [String] {
@@ -319,6 +336,9 @@ struct Report {
                                                     json.field("p50Nanos", run.p50)
                                                     json.field("p99Nanos", run.p99)
                                                     json.field("p999Nanos", run.p999)
+                                                    json.field("otherProcessesCPU", run.otherCPU)
+                                                    json.field("disturbed", run.disturbed ? "yes" : "no")
+                                                    json.field("discardedAttempts", run.discarded)
                                                     json.field("clientErrors", run.errors)
                                                     json.field("firstClientError", run.firstError)
                                                 }

@@ -31,6 +31,12 @@ struct RunResult: Sendable {
     var firstError: String?
     /// The server's description of itself (event loops, io_uring flags).
     var details: String
+    /// Cores other processes used during the window (live runs).
+    var otherCPU: Double? = nil
+    /// Whether other processes disturbed the run beyond the limit (kept after the retries).
+    var disturbed = false
+    /// Earlier attempts discarded as disturbed.
+    var discarded = 0
 }
 
 struct RunSettings {
@@ -39,19 +45,53 @@ struct RunSettings {
     /// Connections / datagrams in the measured drain (a smaller warm-up drain comes first).
     var drainCount: Int
     var serverCPU: Int?
+    /// A run disturbed by other processes is run again at most this often.
+    var retries: Int
+    /// Before each run, wait (at most this long) for the other processes to go quiet.
+    var waitIdle: Double
+    /// Other processes' CPU (cores) above which a window counts as disturbed.
+    var noiseLimit: Double = 0.1
+}
+
+/// Seconds left for waiting on other processes over the whole session.
+final class WaitBudget {
+    private(set) var remaining: Double
+    init(seconds: Double) { remaining = seconds }
+    func spend(_ seconds: Double) { remaining = max(0, remaining - seconds) }
 }
 
 struct Runner {
     var settings: RunSettings
+    let waitBudget = WaitBudget(seconds: 300)
 
+    /// Runs once, and again (at most `retries` times) while other processes disturb it.
     func run(_ scenario: Scenario, on backend: ServerBackend, repetition: Int) throws -> RunResult {
+        var discarded = 0
+        while true {
+            let wait = min(settings.waitIdle, waitBudget.remaining)
+            if wait > 0 {
+                waitBudget.spend(OtherProcesses.waitForIdle(excluding: [], limit: settings.noiseLimit, seconds: wait))
+            }
+            var result = try runOnce(scenario, on: backend, repetition: repetition)
+            result.discarded = discarded
+            guard result.disturbed, discarded < settings.retries else { return result }
+            discarded += 1
+            printError("  \(scenario.name) \(backend.rawValue) #\(repetition): disturbed by other processes, run again")
+        }
+    }
+
+    private func runOnce(_ scenario: Scenario, on backend: ServerBackend, repetition: Int) throws -> RunResult {
         let server = try ServerProcess(backend: backend, mode: scenario.mode, cpu: settings.serverCPU)
         defer { server.stop() }
         switch scenario.kind {
         case .live, .latency:
             return try runLive(scenario, backend: backend, repetition: repetition, server: server)
         case .drain:
-            return try runDrain(scenario, backend: backend, repetition: repetition, server: server)
+            var result = try runDrain(scenario, backend: backend, repetition: repetition, server: server)
+            // A drain keeps the server busy: less than 90% of the wall time on the CPU means
+            // it was pushed off its core.
+            result.disturbed = result.serverCPU < 0.9
+            return result
         }
     }
 
@@ -64,6 +104,8 @@ struct Runner {
         sleep(seconds: settings.warmup)
 
         load.startMeasuring()
+        var others = OtherProcesses(excluding: [server.pid])
+        others.begin()
         let serverStart = try server.mark()
         let clientStart = control.operations.load(ordering: .relaxed)
         let clientCPUStart = processCPUNanos()
@@ -75,6 +117,7 @@ struct Runner {
         let clientEnd = control.operations.load(ordering: .relaxed)
         let clientCPUEnd = processCPUNanos()
         let end = monotonicNanos()
+        let otherCPU = others.cores()
         load.stop()
 
         let serverOperations = serverEnd.operations - serverStart.operations
@@ -97,7 +140,8 @@ struct Runner {
             serverCPU: serverCPUNanos / 1e9 / serverSeconds,
             clientCPU: Double(clientCPUEnd - clientCPUStart) / 1e9 / clientSeconds,
             operations: operations,
-            errors: errors, firstError: firstError, details: server.details)
+            errors: errors, firstError: firstError, details: server.details,
+            otherCPU: otherCPU, disturbed: otherCPU > settings.noiseLimit)
         if case .udpFlood = scenario.client, clientOperations > 0 {
             result.loss = max(0, 1 - Double(serverOperations) / Double(clientOperations))
         }

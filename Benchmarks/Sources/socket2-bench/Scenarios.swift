@@ -71,7 +71,9 @@ struct Scenario: Sendable, Hashable {
     static func select(_ names: [String]) throws -> [Scenario] {
         var chosen: [Scenario] = []
         for name in names {
-            let matches = all.filter { $0.name == name || $0.name.hasPrefix(name + "-") }
+            // An exact name, else a group (`udp-recv` is udp-recv-32 and udp-recv-1200).
+            let exact = all.filter { $0.name == name }
+            let matches = exact.isEmpty ? all.filter { $0.name.hasPrefix(name + "-") } : exact
             guard !matches.isEmpty else {
                 throw BenchError("unknown scenario \(name); known: \(all.map(\.name).joined(separator: ", "))")
             }

@@ -59,6 +59,12 @@ struct Run: ParsableCommand {
     @Flag(help: "Do not pin the server to CPU 0 and the client to CPU 1.")
     var noPin = false
 
+    @Option(help: "Runs again a run that other processes disturbed (default 2; --quick 0).")
+    var retries: Int?
+
+    @Option(help: "Seconds to wait before each run for other processes to go quiet (default 10, at most 300 in all; --quick 0).")
+    var waitIdle: Double?
+
     func validate() throws {
         if let repetitions, repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
@@ -88,7 +94,9 @@ struct Run: ParsableCommand {
             duration: duration ?? (quick ? 0.2 : 2),
             warmup: warmup ?? (quick ? 0.1 : 0.5),
             drainCount: drainCount ?? (quick ? 300 : 2000),
-            serverCPU: nil)
+            serverCPU: nil,
+            retries: retries ?? (quick ? 0 : 2),
+            waitIdle: waitIdle ?? (quick ? 0 : 10))
         let repetitionCount = repetitions ?? (quick ? 1 : 3)
 
         // Server on CPU 0, client (this process's threads, started after this) on CPU 1.
@@ -152,6 +160,8 @@ struct Run: ParsableCommand {
         }
         text += ", server CPU " + format(result.serverCPU, digits: 2)
         if let client = result.clientCPU { text += ", client CPU " + format(client, digits: 2) }
+        if let others = result.otherCPU { text += ", others " + format(others, digits: 2) }
+        if result.disturbed { text += " (disturbed)" }
         if result.errors > 0 { text += ", \(result.errors) client errors (\(result.firstError ?? ""))" }
         return text
     }
