@@ -315,7 +315,7 @@ final class URingBackend: ReactorBackend {
     /// Starts a wait for the next element of a stream: at once if one is queued.
     private func startStreamWait(_ record: UnsafeMutablePointer<OpRecord>) {
         let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
-        if stream.kind == .accept, let io = record.pointee.io?.takeUnretainedValue(), !io.strandedConnections.isEmpty {
+        if stream.kind == MultishotStream.Kind.accept, let io = record.pointee.io?.takeUnretainedValue(), !io.strandedConnections.isEmpty {
             reactor.complete(record, Int(io.strandedConnections.removeFirst()))
             return
         }
@@ -338,7 +338,7 @@ final class URingBackend: ReactorBackend {
     /// Submits the stream's multishot request unless it is in the kernel already.
     func arm(_ stream: MultishotStream) {
         guard stream.armed < 0, !stream.stopped, !stream.io.closed, !reactor.stopping else { return }
-        if stream.kind == .recvMsg && stream.freeBuffers == 0 { return }
+        if stream.kind == MultishotStream.Kind.recvMsg && stream.freeBuffers == 0 { return }
         let index = reactor.ops.allocate(.multishot, fd: stream.io.fd, io: stream.io)
         let record = reactor.ops.record(index)
         record.pointee.stream = Unmanaged.passRetained(stream as AnyObject)
