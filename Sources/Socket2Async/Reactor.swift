@@ -457,7 +457,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// `prepare` fills in the record; the backend starts it; the task waits (cancellably) for
     /// its completion; `finish` reads the result and the record before the record is reused.
     @inline(__always)
-    func perform<R>(
+    nonisolated(nonsending) func perform<R>(
         _ kind: OpKind, io: IOState, timeout: Duration? = nil,
         prepare: (UnsafeMutablePointer<OpRecord>) -> Void,
         finish: (Int, UnsafeMutablePointer<OpRecord>) throws -> R
@@ -492,7 +492,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// Runs `body` on the reactor thread: at once when already there, else by moving the task
     /// there for the duration (`withTaskExecutorPreference`).
     @inline(__always)
-    func onReactor<R>(_ body: () async throws -> R) async throws -> R {
+    nonisolated(nonsending) func onReactor<R>(_ body: nonisolated(nonsending) () async throws -> R) async throws -> R {
         if isCurrent { return try await body() }
         if isShutDown.load(ordering: .relaxed) { throw ReactorError.shutDown }
         return try await withTaskExecutorPreference(self) {
@@ -504,7 +504,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     /// Closes `io`: cancels its pending operations (they fail with `ReactorError.socketClosed`),
     /// waits until the kernel has let go of them, then closes the descriptor (reactor thread).
-    func close(_ io: IOState) async throws {
+    nonisolated(nonsending) func close(_ io: IOState) async throws {
         if io.closed { return }
         io.closed = true
         for head in [io.inputHead, io.outputHead] {

@@ -134,7 +134,7 @@ final class URingBackend: ReactorBackend {
             return
         }
         submit(record)
-        reactor.markPending(record, input: true)
+        reactor.markPending(record, input: record.pointee.kind.waitsForInput || record.pointee.kind == .close)
     }
 
     /// Queues the request of a one-shot operation.
@@ -293,6 +293,9 @@ final class URingBackend: ReactorBackend {
                     if record.pointee.kind == .recvFrom {
                         record.pointee.addressLength = OpRecord.messagePointer(record).pointee.msg_namelen
                     }
+                }
+                if !record.pointee.kind.waitsForInput, let io = record.pointee.io?.takeUnretainedValue() {
+                    io.writeReady = true  // the next send may be tried directly again
                 }
                 reactor.complete(record, Int(result))
             }
