@@ -280,7 +280,7 @@ final class URingBackend: ReactorBackend {
             stream.deliver(result, flags, backend: self)
             if !more { finishMultishot(record, stream) }
         default:
-            if result == -ECANCELED && record.pointee.cancelReason != .none {
+            if record.pointee.cancelReason != .none && (result == -ECANCELED || result == -EINTR || result == -EAGAIN) {
                 reactor.complete(record, record.pointee.cancelReason.resultCode)
             } else if record.pointee.kind == .accept && Self.mustBackOff(result)
                         && record.pointee.cancelReason == .none {
