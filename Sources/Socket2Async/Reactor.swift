@@ -30,6 +30,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         /// io_uring where the kernel allows it (probed), else epoll.
         case automatic
 
+        /// `epoll`, `io_uring` or `automatic`.
         public var description: String {
             switch self {
             case .epoll: return "epoll"
@@ -204,8 +205,10 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// reactor thread.
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor { unownedSerial }
 
+    /// The reactor as a task executor: `Task(executorPreference: reactor)`.
     public func asUnownedTaskExecutor() -> UnownedTaskExecutor { unownedTask }
 
+    /// Traps unless called on the reactor thread.
     public func checkIsolated() {
         precondition(isCurrent, "not on the reactor thread")
     }
