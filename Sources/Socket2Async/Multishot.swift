@@ -210,7 +210,7 @@ final class MultishotHandle: @unchecked Sendable {
     }
 
     /// Waits for the next element (reactor thread) and makes it with `finish`.
-    private func next<R>(_ finish: @escaping (MultishotStream, Int, UInt32) throws -> R) async throws -> R {
+    private nonisolated(nonsending) func next<R>(_ finish: @escaping (MultishotStream, Int, UInt32) throws -> R) async throws -> R {
         let reactor = socket.reactor, io = socket.io
         return try await reactor.onReactor {
             if stream == nil {
@@ -226,7 +226,7 @@ final class MultishotHandle: @unchecked Sendable {
         }
     }
 
-    func nextConnection() async throws -> (socket: AsyncSocket, address: SockAddr) {
+    nonisolated(nonsending) func nextConnection() async throws -> (socket: AsyncSocket, address: SockAddr) {
         let reactor = socket.reactor, isStream = socket.io.isStream
         return try await next { _, fd, _ in
             var storage = sockaddr_storage()
@@ -236,7 +236,7 @@ final class MultishotHandle: @unchecked Sendable {
         }
     }
 
-    func nextDatagram() async throws -> (bytes: [UInt8], address: SockAddr) {
+    nonisolated(nonsending) func nextDatagram() async throws -> (bytes: [UInt8], address: SockAddr) {
         try await next { stream, count, flags in stream.takeDatagram(CInt(count), flags) }
     }
 }

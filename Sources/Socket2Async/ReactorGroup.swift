@@ -43,7 +43,7 @@ public final class ReactorGroup: Sendable {
     /// Runs until the calling task is cancelled (then it closes the listeners, waits for the
     /// handlers, which see the cancellation, and throws `CancellationError`), or until a listener
     /// fails (the error is thrown).
-    public func serve(
+    public nonisolated(nonsending) func serve(
         on address: SockAddr, backlog: CInt = 1024,
         _ handler: @escaping @Sendable (AsyncSocket, SockAddr) async -> Void
     ) async throws {
@@ -51,7 +51,7 @@ public final class ReactorGroup: Sendable {
     }
 
     /// `serve`, telling `ready` the bound address once every listener listens.
-    func serve(
+    nonisolated(nonsending) func serve(
         on address: SockAddr, backlog: CInt,
         ready: (SockAddr) -> Void,
         _ handler: @escaping @Sendable (AsyncSocket, SockAddr) async -> Void

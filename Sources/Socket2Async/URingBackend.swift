@@ -134,7 +134,7 @@ final class URingBackend: ReactorBackend {
             return
         }
         submit(record)
-        reactor.markPending(record, input: true)
+        reactor.markPending(record, input: record.pointee.kind.waitsForInput || record.pointee.kind == .close)
     }
 
     /// Queues the request of a one-shot operation.
@@ -280,7 +280,7 @@ final class URingBackend: ReactorBackend {
             stream.deliver(result, flags, backend: self)
             if !more { finishMultishot(record, stream) }
         default:
-            if result == -ECANCELED && record.pointee.cancelReason != .none {
+            if record.pointee.cancelReason != .none && (result == -ECANCELED || result == -EINTR || result == -EAGAIN) {
                 reactor.complete(record, record.pointee.cancelReason.resultCode)
             } else if record.pointee.kind == .accept && Self.mustBackOff(result)
                         && record.pointee.cancelReason == .none {
@@ -292,6 +292,14 @@ final class URingBackend: ReactorBackend {
                     record.pointee.resultFlags = UInt32(bitPattern: OpRecord.messagePointer(record).pointee.msg_flags)
                     if record.pointee.kind == .recvFrom {
                         record.pointee.addressLength = OpRecord.messagePointer(record).pointee.msg_namelen
+                    }
+                }
+                if let io = record.pointee.io?.takeUnretainedValue() {
+                    if !record.pointee.kind.waitsForInput {
+                        io.writeReady = true  // the next send may be tried directly again
+                    } else if result > 0 && !io.isStream && record.pointee.kind != .accept {
+                        // Datagrams come in bursts: the next receive tries the queue directly.
+                        io.readReady = true
                     }
                 }
                 reactor.complete(record, Int(result))
@@ -315,7 +323,7 @@ final class URingBackend: ReactorBackend {
     /// Starts a wait for the next element of a stream: at once if one is queued.
     private func startStreamWait(_ record: UnsafeMutablePointer<OpRecord>) {
         let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
-        if stream.kind == .accept, let io = record.pointee.io?.takeUnretainedValue(), !io.strandedConnections.isEmpty {
+        if stream.kind == MultishotStream.Kind.accept, let io = record.pointee.io?.takeUnretainedValue(), !io.strandedConnections.isEmpty {
             reactor.complete(record, Int(io.strandedConnections.removeFirst()))
             return
         }
@@ -338,7 +346,7 @@ final class URingBackend: ReactorBackend {
     /// Submits the stream's multishot request unless it is in the kernel already.
     func arm(_ stream: MultishotStream) {
         guard stream.armed < 0, !stream.stopped, !stream.io.closed, !reactor.stopping else { return }
-        if stream.kind == .recvMsg && stream.freeBuffers == 0 { return }
+        if stream.kind == MultishotStream.Kind.recvMsg && stream.freeBuffers == 0 { return }
         let index = reactor.ops.allocate(.multishot, fd: stream.io.fd, io: stream.io)
         let record = reactor.ops.record(index)
         record.pointee.stream = Unmanaged.passRetained(stream as AnyObject)

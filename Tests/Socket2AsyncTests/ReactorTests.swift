@@ -129,6 +129,20 @@ struct ReactorTests {
         #expect(automatic.backend == .ioUring)
     }
 
+    @Test("The shared reactor serves sockets created without a reactor")
+    func sharedReactor() async throws {
+        let shared = Reactor.shared
+        #expect(shared === Reactor.shared)
+        #expect(shared.backend == .epoll || shared.backend == .ioUring)
+        try await withTimeout {
+            let (server, address) = try udpSocket(shared)
+            let client = try AsyncSocket(domain: .ipv4, type: .dgram)
+            #expect(client.reactor === shared)
+            _ = try await client.sendTo([42], to: address)
+            #expect(try await server.recvFrom(maxCount: 8).bytes == [42])
+        }
+    }
+
     @Test("Backend names")
     func backendNames() {
         #expect(Reactor.Backend(name: "epoll") == .epoll)
