@@ -185,10 +185,12 @@ private func pingPong(_ address: SockAddr, udp: Bool, _ control: LoadControl) {
         while control.running {
             let start = monotonicNanos()
             _ = try socket.send(payload)
-            while true {
+            var answered = false
+            while control.running {
                 do throws(Errno) {
                     let count = try socket.recvWithFlags(into: buffer, flags: .dontWait)
                     if count == 0 && !udp { throw Errno.connectionReset }
+                    answered = true
                     break
                 } catch {
                     guard error == .wouldBlock || error == .resourceTemporarilyUnavailable else { throw error }
@@ -196,9 +198,9 @@ private func pingPong(_ address: SockAddr, udp: Bool, _ control: LoadControl) {
                         control.lost.add(1, ordering: .relaxed)
                         break
                     }
-                    if !control.running { break }
                 }
             }
+            guard answered else { continue }
             let elapsed = monotonicNanos() - start
             control.operations.add(1, ordering: .relaxed)
             if control.measuring { _ = histogram.record(elapsed) }
@@ -274,7 +276,13 @@ private func echoMany(_ address: SockAddr, connections: Int, size: Int, _ contro
             for slot in 0..<Int(count) {
                 let index = Int(ready[slot])
                 let connection = SockRef(rawDescriptor: descriptors[index])
-                let received = try connection.recvWithFlags(into: buffer, flags: .dontWait)
+                let received: Int
+                do throws(Errno) {
+                    received = try connection.recvWithFlags(into: buffer, flags: .dontWait)
+                } catch {
+                    if error == .wouldBlock || error == .resourceTemporarilyUnavailable { continue }
+                    throw error
+                }
                 if received == 0 { throw Errno.connectionReset }
                 pending[index] -= received
                 if pending[index] <= 0 {

@@ -161,6 +161,8 @@ struct Report {
         if cell.scenario.kind == .live, let client = cell.clientCPU, client >= 0.95 {
             notes.append("client-bound")
         }
+        let lost = cell.runs.reduce(0) { $0 + $1.lost }
+        if lost > 0 { notes.append("\(lost) unanswered") }
         let disturbed = cell.runs.filter(\.disturbed).count
         if disturbed > 0 { notes.append("\(disturbed) disturbed run\(disturbed == 1 ? "" : "s")") }
         if cell.errors > 0 { notes.append("\(cell.errors) client errors") }
@@ -339,6 +341,7 @@ struct Report {
                                                     json.field("otherProcessesCPU", run.otherCPU)
                                                     json.field("disturbed", run.disturbed ? "yes" : "no")
                                                     json.field("discardedAttempts", run.discarded)
+                                                    json.field("unanswered", run.lost)
                                                     json.field("clientErrors", run.errors)
                                                     json.field("firstClientError", run.firstError)
                                                 }

@@ -26,6 +26,8 @@ struct RunResult: Sendable {
     var p50: Double?
     var p99: Double?
     var p999: Double?
+    /// Ping-pong datagrams never answered (after 200 ms).
+    var lost = 0
     /// Client errors during the run (the first one is in `firstError`).
     var errors: Int
     var firstError: String?
@@ -142,6 +144,7 @@ struct Runner {
             operations: operations,
             errors: errors, firstError: firstError, details: server.details,
             otherCPU: otherCPU, disturbed: otherCPU > settings.noiseLimit)
+        result.lost = control.lost.load(ordering: .relaxed)
         if case .udpFlood = scenario.client, clientOperations > 0 {
             result.loss = max(0, 1 - Double(serverOperations) / Double(clientOperations))
         }
