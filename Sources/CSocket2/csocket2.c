@@ -2,12 +2,19 @@
 #include <sys/socket.h>
 #include <stddef.h>
 #include "csocket2.h"
+#include <linux/tcp.h>
 
 // The layouts must agree with glibc's, since the shims cast between them.
 _Static_assert(sizeof(struct socket2_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(offsetof(struct socket2_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len),
                "mmsghdr layout");
 _Static_assert(sizeof(struct socket2_ucred) == sizeof(struct ucred), "ucred layout");
+_Static_assert(sizeof(struct socket2_tcp_info) <= sizeof(struct tcp_info), "tcp_info layout");
+_Static_assert(offsetof(struct socket2_tcp_info, tcpi_rto) == offsetof(struct tcp_info, tcpi_rto),
+               "tcp_info layout");
+_Static_assert(offsetof(struct socket2_tcp_info, tcpi_snd_wnd) ==
+                   offsetof(struct tcp_info, tcpi_snd_wnd),
+               "tcp_info layout");
 
 int socket2_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
     return accept4(fd, address, length, flags);

@@ -11,6 +11,10 @@
 #include <linux/net_tstamp.h>
 #include <linux/sockios.h>
 #include <linux/vm_sockets.h>
+// Socket options: SIOCOUTQ expands to TIOCOUTQ (sys/ioctl.h); DCCP_SOCKOPT_*; sock_filter/sock_fprog.
+#include <sys/ioctl.h>
+#include <linux/dccp.h>
+#include <linux/filter.h>
 
 /// `struct mmsghdr` (GNU): one message of recvmmsg/sendmmsg.
 struct socket2_mmsghdr {
@@ -29,6 +33,68 @@ struct socket2_ucred {
 struct socket2_in6_pktinfo {
     struct in6_addr ipi6_addr;
     unsigned int ipi6_ifindex;
+};
+
+// MARK: - Socket options
+
+/// The kernel's `struct tcp_info` (linux/tcp.h, up to `tcpi_snd_wnd`, Linux 5.19+), which glibc's
+/// <netinet/tcp.h> declares only up to `tcpi_total_retrans`. The UAPI header cannot be included
+/// here beside glibc's, so the layout is restated; csocket2.c checks it against linux/tcp.h.
+struct socket2_tcp_info {
+    __u8 tcpi_state;
+    __u8 tcpi_ca_state;
+    __u8 tcpi_retransmits;
+    __u8 tcpi_probes;
+    __u8 tcpi_backoff;
+    __u8 tcpi_options;
+    __u8 tcpi_snd_wscale : 4, tcpi_rcv_wscale : 4;
+    __u8 tcpi_delivery_rate_app_limited : 1, tcpi_fastopen_client_fail : 2;
+    __u32 tcpi_rto;
+    __u32 tcpi_ato;
+    __u32 tcpi_snd_mss;
+    __u32 tcpi_rcv_mss;
+    __u32 tcpi_unacked;
+    __u32 tcpi_sacked;
+    __u32 tcpi_lost;
+    __u32 tcpi_retrans;
+    __u32 tcpi_fackets;
+    __u32 tcpi_last_data_sent;
+    __u32 tcpi_last_ack_sent;
+    __u32 tcpi_last_data_recv;
+    __u32 tcpi_last_ack_recv;
+    __u32 tcpi_pmtu;
+    __u32 tcpi_rcv_ssthresh;
+    __u32 tcpi_rtt;
+    __u32 tcpi_rttvar;
+    __u32 tcpi_snd_ssthresh;
+    __u32 tcpi_snd_cwnd;
+    __u32 tcpi_advmss;
+    __u32 tcpi_reordering;
+    __u32 tcpi_rcv_rtt;
+    __u32 tcpi_rcv_space;
+    __u32 tcpi_total_retrans;
+    __u64 tcpi_pacing_rate;
+    __u64 tcpi_max_pacing_rate;
+    __u64 tcpi_bytes_acked;
+    __u64 tcpi_bytes_received;
+    __u32 tcpi_segs_out;
+    __u32 tcpi_segs_in;
+    __u32 tcpi_notsent_bytes;
+    __u32 tcpi_min_rtt;
+    __u32 tcpi_data_segs_in;
+    __u32 tcpi_data_segs_out;
+    __u64 tcpi_delivery_rate;
+    __u64 tcpi_busy_time;
+    __u64 tcpi_rwnd_limited;
+    __u64 tcpi_sndbuf_limited;
+    __u32 tcpi_delivered;
+    __u32 tcpi_delivered_ce;
+    __u64 tcpi_bytes_sent;
+    __u64 tcpi_bytes_retrans;
+    __u32 tcpi_dsack_dups;
+    __u32 tcpi_reord_seen;
+    __u32 tcpi_rcv_ooopack;
+    __u32 tcpi_snd_wnd;
 };
 
 int socket2_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
