@@ -328,6 +328,10 @@ extension SocketHandle where Self: ~Copyable {
     /// practice, as socket2). The file's own position is neither used nor changed. Returns the
     /// number of bytes sent; 0 at the end of the file.
     ///
+    /// `sendfile(2)` has no `MSG_NOSIGNAL`; like the sends of this module it still never raises
+    /// `SIGPIPE`: the signal is blocked in the calling thread for the call and discarded if the
+    /// call raised it (two or three more system calls), and a broken connection is `EPIPE`.
+    ///
     /// - Throws: `Errno.invalidArgument` for a negative `count` (a negative `offset` gets the
     ///   kernel's `EINVAL`).
     public func sendfile(_ file: FileDescriptor, offset: Int, count: Int? = nil) throws(Errno) -> Int {
