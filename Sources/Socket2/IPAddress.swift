@@ -9,6 +9,12 @@ public struct AddressParseError: Error, Hashable, Sendable, CustomStringConverti
     /// The text that failed to parse.
     public var text: String
 
+    /// The error for `text`, which is not a valid `expected`.
+    public init(expected: String, text: String) {
+        self.expected = expected
+        self.text = text
+    }
+
     public var description: String { "invalid \(expected) syntax: \"\(text)\"" }
 }
 
