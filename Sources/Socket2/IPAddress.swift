@@ -9,6 +9,12 @@ public struct AddressParseError: Error, Hashable, Sendable, CustomStringConverti
     /// The text that failed to parse.
     public var text: String
 
+    /// The error for `text`, which is not a valid `expected`.
+    public init(expected: String, text: String) {
+        self.expected = expected
+        self.text = text
+    }
+
     public var description: String { "invalid \(expected) syntax: \"\(text)\"" }
 }
 
@@ -22,7 +28,8 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible, Comparab
     /// The address `a.b.c.d`.
     public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) { octets = (a, b, c, d) }
 
-    /// The address whose big-endian (network order) value is `bits`: `0x7f000001` is 127.0.0.1.
+    /// The address whose value, read as a host-order integer, is `bits` (the first octet in
+    /// the most significant byte): `0x7f000001` is 127.0.0.1.
     public init(bits: UInt32) {
         self.init(UInt8(bits >> 24), UInt8(truncatingIfNeeded: bits >> 16),
                   UInt8(truncatingIfNeeded: bits >> 8), UInt8(truncatingIfNeeded: bits))
@@ -197,10 +204,10 @@ public struct SocketAddrV4: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Parses `a.b.c.d:port`.
+    /// Parses `a.b.c.d:port` (the port in decimal digits only).
     public init(_ text: String) throws(AddressParseError) {
         guard let colon = text.lastIndex(of: ":"),
-              let port = UInt16(text[text.index(after: colon)...]),
+              let port = parsePort(text[text.index(after: colon)...]),
               let ip = try? IPv4Address(String(text[..<colon]))
         else { throw AddressParseError(expected: "socket address", text: text) }
         self.init(ip, port)
@@ -233,7 +240,7 @@ public struct SocketAddrV6: Hashable, Sendable, CustomStringConvertible {
         let failure = AddressParseError(expected: "socket address", text: text)
         guard text.hasPrefix("["), let close = text.lastIndex(of: "]"),
               text[text.index(after: close)...].hasPrefix(":"),
-              let port = UInt16(text[text.index(close, offsetBy: 2)...])
+              let port = parsePort(text[text.index(close, offsetBy: 2)...])
         else { throw failure }
         var host = text[text.index(after: text.startIndex)..<close]
         var scopeId: UInt32 = 0
@@ -254,6 +261,13 @@ public struct SocketAddrV6: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         scopeId == 0 ? "[\(ip)]:\(port)" : "[\(ip)%\(scopeId)]:\(port)"
     }
+}
+
+/// A port in decimal digits only (`UInt16.init` would also take a sign), at most 65535.
+private func parsePort(_ text: Substring) -> UInt16? {
+    guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+    else { return nil }
+    return UInt16(text)
 }
 
 /// An IPv4 or IPv6 socket address; Rust's `SocketAddr`.

@@ -248,10 +248,31 @@ internal func system_sendmmsg(
     Int(try valueOrErrno(socket2_sendmmsg(fd, messages, CUnsignedInt(count), flags)))
 }
 
+/// `sendfile(2)`, which takes no `MSG_NOSIGNAL` and raises `SIGPIPE` on a broken connection:
+/// the signal is blocked in the calling thread for the call, and one it raised is discarded
+/// (`sigtimedwait(2)` with a zero timeout), so that the call fails with `EPIPE` as the sends do.
 internal func system_sendfile(
     _ socket: CInt, _ file: CInt, _ offset: UnsafeMutablePointer<off_t>?, _ count: Int
 ) throws(Errno) -> Int {
-    try valueOrErrno(Glibc.sendfile(socket, file, offset, count))
+    var pipeOnly = sigset_t()
+    sigemptyset(&pipeOnly)
+    sigaddset(&pipeOnly, SIGPIPE)
+    var previousMask = sigset_t()
+    pthread_sigmask(SIG_BLOCK, &pipeOnly, &previousMask)
+    var pending = sigset_t()
+    sigpending(&pending)
+    let alreadyPending = sigismember(&pending, SIGPIPE) == 1
+    let result = Glibc.sendfile(socket, file, offset, count)
+    let error = errno
+    if result == -1 && error == EPIPE && !alreadyPending {
+        var noWait = timespec()
+        _ = sigtimedwait(&pipeOnly, nil, &noWait)
+    }
+    if sigismember(&previousMask, SIGPIPE) == 0 {
+        pthread_sigmask(SIG_SETMASK, &previousMask, nil)
+    }
+    if result == -1 { throw Errno(rawValue: error) }
+    return result
 }
 
 // MARK: - Control messages, batched datagrams, zero copy (beyond socket2)
