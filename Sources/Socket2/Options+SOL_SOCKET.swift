@@ -197,7 +197,8 @@ extension SocketHandle where Self: ~Copyable {
     /// `Errno.invalidArgument`).
     public func setLinger(_ duration: Duration?) throws(Errno) {
         let seconds = try duration?.wholeSeconds()
-        try setOption(SOL_SOCKET, SO_LINGER, Glibc.linger(l_onoff: seconds == nil ? 0 : 1, l_linger: seconds ?? 0))
+        let value = Glibc.linger(l_onoff: seconds == nil ? 0 : 1, l_linger: seconds ?? 0)
+        try setOption(SOL_SOCKET, SO_LINGER, value)
     }
 
     // MARK: SO_MARK
@@ -235,7 +236,8 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Receives the sender's credentials (`SCM_CREDENTIALS`) with each message of a Unix
-    /// socket: `SO_PASSCRED`.
+    /// socket: `SO_PASSCRED`. Since Linux 6.16 other than Unix and netlink sockets refuse it
+    /// (`EOPNOTSUPP`).
     public func setPasscred(_ passcred: Bool) throws(Errno) {
         try setBoolOption(SOL_SOCKET, SO_PASSCRED, passcred)
     }

@@ -37,7 +37,7 @@ struct socket2_in6_pktinfo {
 
 // MARK: - Socket options
 
-/// The kernel's `struct tcp_info` (linux/tcp.h, up to `tcpi_snd_wnd`, Linux 5.19+), which glibc's
+/// The kernel's `struct tcp_info` (linux/tcp.h, up to `tcpi_snd_wnd`), which glibc's
 /// <netinet/tcp.h> declares only up to `tcpi_total_retrans`. The UAPI header cannot be included
 /// here beside glibc's, so the layout is restated; csocket2.c checks it against linux/tcp.h.
 struct socket2_tcp_info {
