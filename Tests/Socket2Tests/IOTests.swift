@@ -433,12 +433,9 @@ struct MsgHdrTests {
 
 @Suite("sendfile")
 struct SendfileTests {
-    /// A temporary file holding the alphabet, open for reading.
+    /// A temporary file holding the alphabet.
     private func alphabetFile(in directory: TemporaryDirectory) throws -> FileDescriptor {
-        let path = FilePath(directory.file("alphabet"))
-        let writer = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite)
-        _ = try writer.closeAfter { try writer.writeAll(TestNet.bytes("abcdefghijklmnopqrstuvwxyz")) }
-        return try FileDescriptor.open(path, .readOnly)
+        try directory.makeFile("alphabet", contents: TestNet.bytes("abcdefghijklmnopqrstuvwxyz"))
     }
 
     @Test func sendsAPartOfAFileWithoutMovingItsPosition() throws {
@@ -497,12 +494,6 @@ struct BrokenPipeTests {
 
     @Test(arguments: sends)
     func tcpPeerThatReset(name: String, send: Send) throws {
-        let directory = try TemporaryDirectory()
-        let path = FilePath(directory.file("data"))
-        let file = try FileDescriptor.open(path, .readWrite, options: [.create], permissions: .ownerReadWrite)
-        defer { try? file.close() }
-        _ = try file.writeAll([1, 2, 3])
-
         let pair = try TestNet.tcpPair(.ipv4)
         let client = pair.first
         let peer = try client.peerAddr()
@@ -514,20 +505,22 @@ struct BrokenPipeTests {
         #expect(events & CInt(POLLHUP) != 0)
         // (ECONNRESET, or EPIPE for a connection the peer had already finished)
         #expect(try [ECONNRESET, EPIPE].contains(TestNet.intOption(client.rawDescriptor, SOL_SOCKET, SO_ERROR)))
-        #expect(throws: Errno.brokenPipe, "\(name)") { _ = try send(SockRef(client), peer, file) }
+        try expectBrokenPipe(name, send, on: SockRef(client), to: peer)
     }
 
     @Test(arguments: sends.filter { !$0.0.contains("To") })
     func unixPeerThatClosed(name: String, send: Send) throws {
-        let directory = try TemporaryDirectory()
-        let path = FilePath(directory.file("data"))
-        let file = try FileDescriptor.open(path, .readWrite, options: [.create], permissions: .ownerReadWrite)
-        defer { try? file.close() }
-        _ = try file.writeAll([1, 2, 3])
-
         let pair = try TestNet.unixPair(.stream)
         let first = pair.first
         _ = consume pair.second
-        #expect(throws: Errno.brokenPipe, "\(name)") { _ = try send(SockRef(first), try SockAddr.unix(""), file) }
+        try expectBrokenPipe(name, send, on: SockRef(first), to: SockAddr.unix(""))
+    }
+
+    /// `send` on `socket`, with a small file for `sendfile`, must throw `EPIPE`.
+    private func expectBrokenPipe(_ name: String, _ send: Send, on socket: SockRef, to address: SockAddr) throws {
+        let directory = try TemporaryDirectory()
+        let file = try directory.makeFile("data", contents: [1, 2, 3])
+        defer { try? file.close() }
+        #expect(throws: Errno.brokenPipe, "\(name)") { _ = try send(socket, address, file) }
     }
 }
