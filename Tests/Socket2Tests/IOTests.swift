@@ -218,7 +218,11 @@ struct VectoredIOTests {
         let parts = ["hello ", "vectored ", "world"].map(TestNet.bytes)
         let sent = try parts[0].withUnsafeBytes { a in
             try parts[1].withUnsafeBytes { b in
-                try parts[2].withUnsafeBytes { c in try pair.first.sendVectored([IoSlice(a), IoSlice(b), IoSlice(c)]) }
+                try parts[2].withUnsafeBytes { c in
+                    let slices = [IoSlice(a), IoSlice(b), IoSlice(c)]
+                    #expect(slices[1].buffer.baseAddress == b.baseAddress && slices[1].buffer.count == 9)
+                    return try pair.first.sendVectored(slices)
+                }
             }
         }
         #expect(sent == 20)
@@ -410,7 +414,7 @@ struct MsgHdrTests {
         #expect(!received.flags().isControlTruncated())
         let control = Array(received.controlData)
         #expect(control.count == received.controlLen())
-        #expect(received.controlLen() == MemoryLayout<cmsghdr>.size + 8)  // CMSG_SPACE(sizeof(int))
+        try #require(received.controlLen() == MemoryLayout<cmsghdr>.size + 8)  // CMSG_SPACE(sizeof(int))
         let header = control.withUnsafeBytes { $0.loadUnaligned(as: cmsghdr.self) }
         #expect(header.cmsg_level == SOL_SOCKET && header.cmsg_type == CInt(SCM_RIGHTS))
         #expect(header.cmsg_len == MemoryLayout<cmsghdr>.size + 4)
