@@ -12,8 +12,9 @@ extension SocketHandle where Self: ~Copyable {
     ///
     /// As socket2: sets `O_NONBLOCK`, calls `connect(2)`, clears `O_NONBLOCK` again (the socket
     /// is left blocking, whatever it was before), and if the connection is in progress waits
-    /// with `poll(2)` for `POLLIN | POLLOUT`, with the remaining time in milliseconds clamped to
-    /// `1...Int32.max`, polling again after `EINTR` (the one retry of this module).
+    /// with `poll(2)` for `POLLIN | POLLOUT`, with the remaining time in milliseconds (rounded
+    /// up, so that it never gives up before `timeout`) clamped to `1...Int32.max`, polling again
+    /// after `EINTR` (the one retry of this module).
     ///
     /// - Throws: `Errno.timedOut` when `timeout` passes first (the connection attempt may still
     ///   go on in the kernel); the connection's error (`SO_ERROR`, for example
@@ -59,13 +60,15 @@ extension SocketHandle where Self: ~Copyable {
     }
 }
 
-/// A remaining time as `poll(2)`'s timeout: whole milliseconds, at least 1 (so that a wait of
-/// less than a millisecond still waits) and at most `Int32.max`.
+/// A remaining time as `poll(2)`'s timeout: milliseconds rounded up (socket2 rounds down, which
+/// can give up to a millisecond before the deadline), at least 1 and at most `Int32.max`.
 private func pollMilliseconds(_ remaining: Duration) -> CInt {
     let (seconds, attoseconds) = remaining.components
+    let attosecondsPerMillisecond: Int64 = 1_000_000_000_000_000
+    let (wholeMilliseconds, rest) = attoseconds.quotientAndRemainder(dividingBy: attosecondsPerMillisecond)
     let milliseconds = seconds.multipliedReportingOverflow(by: 1000)
     guard !milliseconds.overflow else { return CInt.max }
-    let total = milliseconds.partialValue.addingReportingOverflow(attoseconds / 1_000_000_000_000_000)
+    let total = milliseconds.partialValue.addingReportingOverflow(wholeMilliseconds + (rest > 0 ? 1 : 0))
     guard !total.overflow else { return CInt.max }
     return CInt(clamping: max(total.partialValue, 1))
 }

@@ -122,6 +122,16 @@ final class TemporaryDirectory {
     /// `path/name`.
     func file(_ name: String) -> String { path + "/" + name }
 
+    /// Creates the file `name` holding `contents` and opens it again for reading and writing,
+    /// at position 0. The caller closes it.
+    func makeFile(_ name: String, contents: [UInt8]) throws -> FileDescriptor {
+        let filePath = FilePath(file(name))
+        let writer = try FileDescriptor.open(
+            filePath, .writeOnly, options: [.create, .truncate], permissions: .ownerReadWrite)
+        _ = try writer.closeAfter { try writer.writeAll(contents) }
+        return try FileDescriptor.open(filePath, .readWrite)
+    }
+
     deinit {
         for name in directoryEntries(path) { unlink(file(name)) }
         rmdir(path)
