@@ -292,6 +292,9 @@ private func withMutableAddressPointer<R>(
 ///
 /// `header(index, next)` must call `next` with the header of message `index` while its pointers
 /// are valid, and a closure that stores a header back into the message.
+///
+/// The nesting is `count` levels deep (more for messages of many owned arrays): the batched
+/// calls should pass at most `UIO_MAXIOV` (1024) messages, which is all the kernel takes.
 private func withNestedHeaders<R>(
     count: Int,
     _ body: (UnsafeMutableBufferPointer<msghdr>) throws(Errno) -> R,
