@@ -31,6 +31,32 @@ struct socket2_in6_pktinfo {
     unsigned int ipi6_ifindex;
 };
 
+// MARK: - Control messages, batched datagrams, zero copy (beyond socket2)
+
+// <netinet/udp.h> (glibc) names SOL_UDP, UDP_SEGMENT and UDP_GRO, which Glibc's module does not
+// import; unlike <linux/udp.h> it does not clash with <netinet/in.h>.
+#include <netinet/udp.h>
+
+/// `SCM_CREDENTIALS` (GNU-only in glibc's headers): its value, taken in csocket2.c.
+extern const int socket2_SCM_CREDENTIALS;
+
+// MARK: - Name resolution (getaddrinfo)
+
+#include <netdb.h>
+
+// The GNU-only `EAI_*` codes of <netdb.h>, taken in csocket2.c (compiled with _GNU_SOURCE).
+extern const int socket2_EAI_ADDRFAMILY;
+extern const int socket2_EAI_NODATA;
+extern const int socket2_EAI_INPROGRESS;
+extern const int socket2_EAI_CANCELED;
+extern const int socket2_EAI_NOTCANCELED;
+extern const int socket2_EAI_ALLDONE;
+extern const int socket2_EAI_INTR;
+extern const int socket2_EAI_IDN_ENCODE;
+// The GNU-only `AI_*` flags.
+extern const int socket2_AI_IDN;
+extern const int socket2_AI_CANONIDN;
+
 int socket2_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
 int socket2_recvmmsg(int fd, struct socket2_mmsghdr *messages, unsigned int count, int flags,
                      struct timespec *timeout);
