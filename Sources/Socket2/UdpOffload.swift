@@ -59,8 +59,9 @@ extension SocketHandle where Self: ~Copyable {
     /// shorter) in one call: `sendmsg(2)` with a `UDP_SEGMENT` control message, `MSG_NOSIGNAL`
     /// and `flags`. `address` is the destination (`nil` on a connected socket).
     ///
-    /// The kernel limits a send to 64 segments and 65 507 bytes of payload (`EINVAL`), and each
-    /// segment to the path MTU (`EMSGSIZE`, or `EIO` when a device cannot segment).
+    /// The kernel refuses a send of more than `UDP_MAX_SEGMENTS` segments (64; 128 on recent
+    /// kernels) with `EINVAL`, and segments larger than the path MTU with `EMSGSIZE`; a device
+    /// that cannot segment fails with `EIO`.
     /// Returns the bytes sent.
     public func sendSegmented(
         _ buffer: UnsafeRawBufferPointer, segmentSize: UInt16, to address: SockAddr? = nil,
