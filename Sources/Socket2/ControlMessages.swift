@@ -15,7 +15,7 @@ import SystemPackage
 
 // MARK: - Messages to send
 
-/// A control message to send with ``SocketHandle/sendWithControl(_:to:control:flags:)-(UnsafeRawBufferPointer,_,_,_)``:
+/// A control message to send with `sendWithControl(_:to:control:flags:)`:
 /// one `struct cmsghdr` and its payload.
 ///
 /// Encode messages into a ``ControlMessageBuffer``. Received messages are
@@ -45,7 +45,7 @@ public enum ControlMessage: Sendable, Hashable {
     /// `IPPROTO_IPV6`/`IPV6_HOPLIMIT`: the hop limit of this datagram (`int`, -1 = default).
     case hopLimitV6(Int)
     /// `SOL_UDP`/`UDP_SEGMENT` (Linux 4.18): segment this send into datagrams of this many payload
-    /// bytes (UDP generic segmentation offload, see ``SocketHandle/sendSegmented(_:segmentSize:to:flags:)``).
+    /// bytes (UDP generic segmentation offload, see `sendSegmented(_:segmentSize:to:flags:)`).
     case udpSegment(UInt16)
     /// Any other message: `level`, `type` and the payload bytes as they are.
     case raw(level: CInt, type: CInt, data: [UInt8])
@@ -234,6 +234,11 @@ public struct ControlMessageBuffer: Sendable, Equatable {
         }
     }
 
+    /// Buffers are equal when the bytes in use are; the capacity does not count.
+    public static func == (lhs: ControlMessageBuffer, rhs: ControlMessageBuffer) -> Bool {
+        lhs.withUnsafeBytes { left in rhs.withUnsafeBytes { right in left.elementsEqual(right) } }
+    }
+
     /// Forgets the messages, keeping the storage for the next use.
     public mutating func removeAll() { count = 0 }
 
@@ -300,7 +305,7 @@ public struct ControlMessageBuffer: Sendable, Equatable {
 
 // MARK: - Received messages
 
-/// A control message received with ``SocketHandle/recvWithControl(into:control:flags:)-(UnsafeMutableRawBufferPointer,_,_)``,
+/// A control message received with `recvWithControl(into:control:flags:)`,
 /// decoded.
 ///
 /// Every message the kernel delivers becomes exactly one value; one whose payload does not suit
@@ -319,7 +324,9 @@ public enum ReceivedControlMessage: Sendable, CustomStringConvertible {
     /// `SO_TIMESTAMPNS` (`SCM_TIMESTAMPNS`, `struct timespec`): when the datagram arrived.
     case timestampNs(Duration)
     /// `SO_TIMESTAMPING` (`SCM_TIMESTAMPING`, `struct scm_timestamping`): the software and the raw
-    /// hardware timestamp, each `nil` when the kernel left it zero.
+    /// hardware timestamp, each `nil` when the kernel left it zero. (The kernel switches receive
+    /// timestamps on system-wide from a work queue: datagrams arriving in the moment after the
+    /// first socket asks for them may come without this message.)
     case timestamping(software: Duration?, hardware: Duration?)
     /// `IP_PKTINFO`: the datagram's destination address (`ipi_addr`), the interface it arrived
     /// on, and the local address the route chose (`ipi_spec_dst`).
@@ -543,7 +550,7 @@ public final class ReceivedDescriptors: Sendable, CustomStringConvertible {
     public let count: Int
 
     /// Takes ownership of `descriptors`, which must be open descriptors of this process (>= 0).
-    public init(_ descriptors: [CInt]) {
+    init(_ descriptors: [CInt]) {
         precondition(descriptors.allSatisfy { $0 >= 0 }, "a descriptor is never negative")
         slots = Mutex(descriptors)
         count = descriptors.count

@@ -126,7 +126,7 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Receives data into `buffer` with its control messages: `recvmsg(2)` with `flags`.
-    /// `control` is reused as in ``recvWithControl(into:control:flags:)-([UnsafeMutableRawBufferPointer],_,_)``.
+    /// `control` is reused as in `recvWithControl(into:control:flags:)`.
     public func recvWithControl(
         into buffer: UnsafeMutableRawBufferPointer, control: inout ControlMessageBuffer,
         flags: MessageFlags = []

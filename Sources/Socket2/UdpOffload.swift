@@ -79,7 +79,7 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Sends `bytes` as datagrams of `segmentSize` bytes in one call (see
-    /// ``sendSegmented(_:segmentSize:to:flags:)-(UnsafeRawBufferPointer,_,_,_)``).
+    /// `sendSegmented(_:segmentSize:to:flags:)`).
     public func sendSegmented(
         _ bytes: [UInt8], segmentSize: UInt16, to address: SockAddr? = nil, flags: MessageFlags = []
     ) throws(Errno) -> Int {
@@ -91,7 +91,7 @@ extension SocketHandle where Self: ~Copyable {
     /// Receives one buffer of coalesced datagrams (with `UDP_GRO` on; one plain datagram
     /// otherwise) and the segment size from its `UDP_GRO` control message: `recvmsg(2)` with
     /// `flags`, without allocating. Other control messages are dropped; read them with
-    /// ``recvWithControl(into:control:flags:)-(UnsafeMutableRawBufferPointer,_,_)``, where the
+    /// `recvWithControl(into:control:flags:)`, where the
     /// size is ``ReceivedControlMessage/udpGroSegmentSize(_:)``.
     public func recvCoalesced(
         into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []

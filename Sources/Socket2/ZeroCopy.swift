@@ -166,7 +166,8 @@ extension SocketHandle where Self: ~Copyable {
     /// Reads one message from the socket's error queue: `recvmsg(2)` with `MSG_ERRQUEUE` and
     /// `flags`. The queue's control messages (``ReceivedControlMessage/extendedError(_:)``,
     /// ``ReceivedControlMessage/zeroCopy(_:)``, timestamps) arrive in `control`; `buffer`
-    /// receives the offending packet's data, if any.
+    /// receives the offending packet's data, if any, and the result's address is that packet's
+    /// destination (none for zero-copy completions).
     ///
     /// Never blocks: an empty queue throws `Errno.resourceTemporarilyUnavailable` (`EAGAIN`).
     /// `poll(2)` reports a non-empty queue as `POLLERR`.

@@ -1,3 +1,4 @@
+import CSocket2
 import Glibc
 import SystemPackage
 import Testing

@@ -1,3 +1,4 @@
+import CSocket2
 import Glibc
 import SystemPackage
 import Testing
@@ -127,6 +128,7 @@ import Testing
         var payload = [UInt8](repeating: 0, count: 16)
         let message = try payload.withUnsafeMutableBytes { try sender.recvErrorQueue(into: $0, control: &control) }
         #expect(message.count == 3 && payload.prefix(3) == [1, 2, 3])
+        #expect(message.address == closedPort)
         guard message.control.count == 1, case .extendedError(let error) = message.control[0]
         else { Issue.record("\(message)"); return }
         #expect(error.error == .connectionRefused)
