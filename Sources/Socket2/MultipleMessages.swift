@@ -292,7 +292,8 @@ public final class DatagramBatch {
 
 extension SocketHandle where Self: ~Copyable {
     /// Receives up to `count` datagrams (all slots when `nil`) into `batch` in one call:
-    /// `recvmmsg(2)` with `flags`. Returns how many arrived; slot `i < n` holds the `i`-th.
+    /// `recvmmsg(2)` with `flags` and `MSG_CMSG_CLOEXEC`. Returns how many arrived; slot `i < n`
+    /// holds the `i`-th.
     ///
     /// With `MessageFlags.waitForOne` the call blocks for the first datagram only. `timeout`
     /// (`nil`: none) bounds the call, but as recvmmsg(2) documents, the kernel checks it only
@@ -310,9 +311,9 @@ extension SocketHandle where Self: ~Copyable {
         let received: Int
         if let timeout {
             var limit = try timespecOf(timeout)
-            received = try system_recvmmsg(rawDescriptor, headers, count, flags.rawValue, &limit)
+            received = try system_recvmmsg(rawDescriptor, headers, count, flags.rawValue | closeOnExecReceived, &limit)
         } else {
-            received = try system_recvmmsg(rawDescriptor, headers, count, flags.rawValue, nil)
+            received = try system_recvmmsg(rawDescriptor, headers, count, flags.rawValue | closeOnExecReceived, nil)
         }
         batch.finishReceive(received)
         return received

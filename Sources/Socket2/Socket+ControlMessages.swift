@@ -115,7 +115,9 @@ extension SocketHandle where Self: ~Copyable {
     /// `flags`. `control` offers its whole capacity to the kernel and is reused: after the call
     /// it is empty again and the messages are decoded in the result.
     ///
-    /// Descriptors received (`SCM_RIGHTS`) are owned by the result (``ReceivedDescriptors``).
+    /// Descriptors received (`SCM_RIGHTS`) are owned by the result (``ReceivedDescriptors``) and
+    /// close-on-exec (`MSG_CMSG_CLOEXEC` is always passed), like every descriptor this module
+    /// creates.
     public func recvWithControl(
         into buffers: [UnsafeMutableRawBufferPointer], control: inout ControlMessageBuffer,
         flags: MessageFlags = []
@@ -173,7 +175,7 @@ extension SocketHandle where Self: ~Copyable {
         _ iovecs: UnsafeBufferPointer<iovec>, control: inout ControlMessageBuffer, flags: MessageFlags
     ) throws(Errno) -> ReceivedMessage {
         let received = try control.receive { (storage, controlLength) throws(Errno) in
-            let result = try recvmsgWithControl(iovecs, control: storage, flags: flags.rawValue)
+            let result = try recvmsgWithControl(iovecs, control: storage, flags: flags.rawValue | closeOnExecReceived)
             controlLength = result.controlLength
             return result
         }
@@ -194,7 +196,7 @@ extension SocketHandle where Self: ~Copyable {
                 byteCount: stackControlCapacity, alignment: MemoryLayout<Int>.alignment
             ) { (storage) throws(Errno) in
                 let result = try recvmsgWithControl(UnsafeBufferPointer(start: vector, count: 1),
-                                             control: storage, flags: flags.rawValue)
+                                                    control: storage, flags: flags.rawValue | closeOnExecReceived)
                 let control = UnsafeRawBufferPointer(rebasing: storage[..<result.controlLength])
                 forEachControlMessage(in: control, visit)
                 closeReceivedDescriptors(in: control)
@@ -228,6 +230,10 @@ extension SocketHandle where Self: ~Copyable {
         return (count, address.len() == 0 ? nil : address, RecvFlags(rawValue: messageFlags), controlLength)
     }
 }
+
+/// `MSG_CMSG_CLOEXEC`, or-ed into every receive of control data: descriptors received are
+/// close-on-exec from the start, so a concurrent `fork`/`exec` cannot inherit them.
+let closeOnExecReceived = CInt(MSG_CMSG_CLOEXEC)
 
 /// Room for the control messages of the calls that read one kind (a UDP_GRO segment size, an
 /// error-queue report with an IPv6 offender) next to any other the socket has switched on.

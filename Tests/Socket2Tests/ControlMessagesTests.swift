@@ -397,6 +397,7 @@ func sendableForm(_ message: ReceivedControlMessage) -> ControlMessage? {
         #expect(rights.count == 1)
         #expect(rights.rawDescriptors.first != passed.first.rawDescriptor)
         guard let received = rights.takeSocket(at: 0) else { Issue.record("not taken"); return }
+        #expect(try received.cloexec())
         if rights.takeSocket(at: 0) != nil { Issue.record("taken twice") }
         #expect(try received.send(Array("through the received descriptor".utf8)) == 31)
         #expect(try passed.second.recv(maxCount: 64) == Array("through the received descriptor".utf8))
