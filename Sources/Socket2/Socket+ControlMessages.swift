@@ -153,21 +153,11 @@ extension SocketHandle where Self: ~Copyable {
     public func recvWithControl(
         maxCount: Int, controlCapacity: Int, flags: MessageFlags = []
     ) throws(Errno) -> (bytes: [UInt8], message: ReceivedMessage) {
-        guard maxCount >= 0 else { throw .invalidArgument }
         var control = ControlMessageBuffer(capacity: controlCapacity)
-        var message = ReceivedMessage(count: 0, address: nil, flags: RecvFlags(rawValue: 0), control: [])
-        var failure: Errno?
-        let bytes = [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
-            count = 0
-            do throws(Errno) {
-                message = try recvWithControl(
-                    into: UnsafeMutableRawBufferPointer(buffer), control: &control, flags: flags)
-                count = min(message.count, maxCount)
-            } catch {
-                failure = error
-            }
+        let (bytes, message) = try receiveArray(maxCount: maxCount) { (buffer) throws(Errno) in
+            let message = try recvWithControl(into: buffer, control: &control, flags: flags)
+            return (message.count, message)
         }
-        if let failure { throw failure }
         return (bytes, message)
     }
 
@@ -257,4 +247,26 @@ func withIovecArray<R>(
         for index in 0..<count { vectors.initializeElement(at: index, to: element(index)) }
         return try body(UnsafeBufferPointer(vectors))
     }
+}
+
+/// Receives into a new array of up to `maxCount` bytes: `body` fills the buffer and returns how
+/// many bytes the call reported (the array keeps at most `maxCount`) with what else it received.
+///
+/// - Throws: `Errno.invalidArgument` for a negative `maxCount`, or what `body` throws.
+func receiveArray<R>(
+    maxCount: Int, _ body: (UnsafeMutableRawBufferPointer) throws(Errno) -> (count: Int, result: R)
+) throws(Errno) -> (bytes: [UInt8], result: R) {
+    guard maxCount >= 0 else { throw .invalidArgument }
+    var outcome: Result<R, Errno> = .failure(.invalidArgument)
+    let bytes = [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
+        count = 0
+        do throws(Errno) {
+            let (received, result) = try body(UnsafeMutableRawBufferPointer(buffer))
+            count = min(max(received, 0), maxCount)
+            outcome = .success(result)
+        } catch {
+            outcome = .failure(error)
+        }
+    }
+    return (bytes, try outcome.get())
 }

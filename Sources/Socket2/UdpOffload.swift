@@ -112,19 +112,10 @@ extension SocketHandle where Self: ~Copyable {
     public func recvCoalesced(
         maxCount: Int = 65_535, flags: MessageFlags = []
     ) throws(Errno) -> (bytes: [UInt8], datagrams: CoalescedDatagrams) {
-        guard maxCount >= 0 else { throw .invalidArgument }
-        var datagrams = CoalescedDatagrams(count: 0, segmentSize: nil, address: nil, flags: RecvFlags(rawValue: 0))
-        var failure: Errno?
-        let bytes = [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
-            count = 0
-            do throws(Errno) {
-                datagrams = try recvCoalesced(into: UnsafeMutableRawBufferPointer(buffer), flags: flags)
-                count = min(datagrams.count, maxCount)
-            } catch {
-                failure = error
-            }
+        let (bytes, datagrams) = try receiveArray(maxCount: maxCount) { (buffer) throws(Errno) in
+            let datagrams = try recvCoalesced(into: buffer, flags: flags)
+            return (datagrams.count, datagrams)
         }
-        if let failure { throw failure }
         return (bytes, datagrams)
     }
 }
