@@ -52,8 +52,8 @@ public struct ExtendedError: Sendable, Hashable, CustomStringConvertible {
         public var rawValue: UInt8
         public init(rawValue: UInt8) { self.rawValue = rawValue }
 
-        /// `SO_EE_ORIGIN_NONE`.
-        public static let none = Origin(rawValue: UInt8(SO_EE_ORIGIN_NONE))
+        /// `SO_EE_ORIGIN_NONE` (not named `none`, which `Optional` has).
+        public static let unspecified = Origin(rawValue: UInt8(SO_EE_ORIGIN_NONE))
         /// `SO_EE_ORIGIN_LOCAL`: the local stack (for example a message too large for the path MTU).
         public static let local = Origin(rawValue: UInt8(SO_EE_ORIGIN_LOCAL))
         /// `SO_EE_ORIGIN_ICMP`: an ICMP message (`type` and `code` are ICMP's).
@@ -69,7 +69,7 @@ public struct ExtendedError: Sendable, Hashable, CustomStringConvertible {
 
         public var description: String {
             switch self {
-            case .none: return "SO_EE_ORIGIN_NONE"
+            case .unspecified: return "SO_EE_ORIGIN_NONE"
             case .local: return "SO_EE_ORIGIN_LOCAL"
             case .icmp: return "SO_EE_ORIGIN_ICMP"
             case .icmp6: return "SO_EE_ORIGIN_ICMP6"
