@@ -279,6 +279,35 @@ internal func system_sendfile(
 
 // MARK: - Name resolution (getaddrinfo)
 
+/// `getaddrinfo(3)`: the result code, the list (free it with `system_freeaddrinfo`), and `errno`
+/// as the call left it (the error behind `EAI_SYSTEM`).
+internal func system_getaddrinfo(
+    _ host: String?, _ service: String?, _ hints: addrinfo
+) -> (code: CInt, list: UnsafeMutablePointer<addrinfo>?, errno: CInt) {
+    var hints = hints
+    var list: UnsafeMutablePointer<addrinfo>?
+    errno = 0
+    let code = withOptionalCString(host) { host in
+        withOptionalCString(service) { service in Glibc.getaddrinfo(host, service, &hints, &list) }
+    }
+    return (code, list, errno)
+}
+
+internal func system_freeaddrinfo(_ list: UnsafeMutablePointer<addrinfo>) {
+    Glibc.freeaddrinfo(list)
+}
+
+/// `gai_strerror(3)`: the text of a `getaddrinfo` result code.
+internal func system_gai_strerror(_ code: CInt) -> String {
+    String(cString: Glibc.gai_strerror(code))
+}
+
+/// Runs `body` with `text` as a C string, or with `NULL` for `nil`.
+private func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let text else { return body(nil) }
+    return text.withCString { body($0) }
+}
+
 // MARK: - Text forms of addresses
 
 /// `inet_pton(3)`: `true` when `text` is a valid address of `family`, written into `destination`.
