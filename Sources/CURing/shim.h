@@ -1,7 +1,30 @@
 #ifndef SOCKET2_CURING_SHIM_H
 #define SOCKET2_CURING_SHIM_H
 
-#include <liburing.h>
+// The kernel's <linux/io_uring.h> first: swift-system's CSystem module includes it too, and
+// liburing's own copy (same include guard, different text) would then clash with it in any
+// Swift file that imports both modules. liburing works with the kernel's definitions.
 #include <linux/io_uring.h>
+#include <liburing.h>
+
+// MARK: - Socket2Async: declarations Swift's Glibc module does not import (epoll, eventfd)
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <pthread.h>
+
+/// accept4(2); glibc's declaration takes a transparent union Swift cannot pass.
+static inline int socket2async_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+    return accept4(fd, address, length, flags);
+}
+
+/// The buffer group of a request that selects a provided buffer (a field in a union).
+static inline void socket2async_sqe_set_buf_group(struct io_uring_sqe *sqe, unsigned short group) {
+    sqe->buf_group = group;
+}
+
+/// pthread_setname_np(3), declared only under _GNU_SOURCE.
+static inline int socket2async_set_thread_name(pthread_t thread, const char *name) {
+    return pthread_setname_np(thread, name);
+}
 
 #endif

@@ -1,0 +1,279 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Socket2
+import SystemPackage
+
+// The send and receive families. Raw-buffer forms: the buffer must stay valid until the call
+// returns, which it does only once the kernel is done with it (also when cancelled). Array
+// forms own their memory. Every send passes `MSG_NOSIGNAL`.
+
+// MARK: - Receiving
+
+extension AsyncSocket {
+    /// Receives into `buffer`: `recv(2)` or `IORING_OP_RECV`. Returns the number of bytes
+    /// received; 0 means end of stream (the peer shut down its side) for a stream socket.
+    public func recv(into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []) async throws -> Int {
+        let base = buffer.baseAddress, count = buffer.count, raw = flags.rawValue
+        if let result = try attempt(input: true, requested: count, flags: raw, {
+            sys_recv($0, base, count, raw)
+        }) {
+            return result
+        }
+        return try await wait(.recv, prepare: { record in
+            record.pointee.buffer = base
+            record.pointee.length = count
+            record.pointee.flags = raw
+        }, finish: { result, _ in try ResultCode.check(result) })
+    }
+
+    /// Receives up to `maxCount` bytes; an empty array means end of stream.
+    public func recv(maxCount: Int) async throws -> [UInt8] {
+        guard maxCount > 0 else { return [] }
+        return try await withScratch(maxCount) { buffer in
+            let count = try await recv(into: buffer)
+            return Array(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+        }
+    }
+
+    /// Receives a datagram and its sender: `recvfrom(2)` or `IORING_OP_RECVMSG`.
+    public func recvFrom(
+        into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []
+    ) async throws -> (count: Int, address: SockAddr) {
+        let base = buffer.baseAddress, count = buffer.count, raw = flags.rawValue
+        var storage = sockaddr_storage()
+        var length = socklen_t(0)
+        if let result = try attempt(input: true, requested: count, flags: raw, { fd in
+            length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            return withUnsafeMutablePointer(to: &storage) { storage in
+                storage.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sys_recvfrom(fd, base, count, raw, $0, &length)
+                }
+            }
+        }) {
+            return (result, SockAddr(storage, length))
+        }
+        return try await wait(.recvFrom, prepare: { record in
+            record.pointee.buffer = base
+            record.pointee.length = count
+            record.pointee.flags = raw
+            record.pointee.addressLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        }, finish: { result, record in
+            (try ResultCode.check(result), SockAddr(record.pointee.address, record.pointee.addressLength))
+        })
+    }
+
+    /// Receives a datagram of up to `maxCount` bytes and its sender.
+    public func recvFrom(maxCount: Int) async throws -> (bytes: [UInt8], address: SockAddr) {
+        try await withScratch(max(maxCount, 0)) { buffer in
+            let (count, address) = try await recvFrom(into: buffer)
+            return (Array(UnsafeRawBufferPointer(rebasing: buffer[..<min(count, buffer.count)])), address)
+        }
+    }
+
+    /// Receives a message into several buffers, with its sender and control messages:
+    /// `recvmsg(2)` or `IORING_OP_RECVMSG`.
+    ///
+    /// - Parameters:
+    ///   - buffers: filled in order (scatter).
+    ///   - control: room for ancillary data (`cmsg`), if wanted.
+    /// - Returns: the bytes received, the message's flags (`MSG_TRUNC`, `MSG_CTRUNC`, …), the
+    ///   length of the control data written into `control`, and the sender's address (`nil`
+    ///   when the kernel gave none, as on a connected stream).
+    public func recvMsg(
+        into buffers: [UnsafeMutableRawBufferPointer], control: UnsafeMutableRawBufferPointer? = nil,
+        flags: MessageFlags = []
+    ) async throws -> (count: Int, flags: RecvFlags, controlLength: Int, address: SockAddr?) {
+        let vectors = IOVectors(buffers.map { ($0.baseAddress, $0.count) })
+        defer { vectors.deallocate() }
+        let raw = flags.rawValue
+        let controlBase = control?.baseAddress, controlCount = control?.count ?? 0
+        var storage = sockaddr_storage()
+        var message = msghdr()
+        if let result = try attempt(input: true, requested: vectors.totalLength, flags: raw, { fd in
+            withUnsafeMutablePointer(to: &storage) { storage in
+                message = msghdr(msg_name: storage, msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                                 msg_iov: vectors.base, msg_iovlen: vectors.count,
+                                 msg_control: controlBase, msg_controllen: controlCount, msg_flags: 0)
+                return sys_recvmsg(fd, &message, raw)
+            }
+        }) {
+            return (result, RecvFlags(rawValue: message.msg_flags), message.msg_controllen,
+                    message.msg_namelen > 0 ? SockAddr(storage, message.msg_namelen) : nil)
+        }
+        return try await wait(.recvMsg, prepare: { record in
+            record.pointee.flags = raw
+            let name = withUnsafeMutablePointer(to: &record.pointee.address) { UnsafeMutableRawPointer($0) }
+            record.pointee.message = msghdr(
+                msg_name: name, msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                msg_iov: vectors.base, msg_iovlen: vectors.count,
+                msg_control: controlBase, msg_controllen: controlCount, msg_flags: 0)
+        }, finish: { result, record in
+            let count = try ResultCode.check(result)
+            let message = record.pointee.message
+            let flags = RecvFlags(rawValue: Int32(bitPattern: record.pointee.resultFlags))
+            return (count, flags, message.msg_controllen,
+                    message.msg_namelen > 0 ? SockAddr(record.pointee.address, message.msg_namelen) : nil)
+        })
+    }
+}
+
+// MARK: - Sending
+
+extension AsyncSocket {
+    /// Sends from `buffer`: `send(2)` or `IORING_OP_SEND`, with `MSG_NOSIGNAL`. Returns the
+    /// number of bytes sent, which may be fewer than `buffer.count` on a stream socket.
+    public func send(_ buffer: UnsafeRawBufferPointer, flags: MessageFlags = []) async throws -> Int {
+        let base = buffer.baseAddress, count = buffer.count, raw = flags.rawValue
+        if let result = try attempt(input: false, requested: count, flags: raw, {
+            sys_send($0, base, count, raw)
+        }) {
+            return result
+        }
+        return try await wait(.send, prepare: { record in
+            record.pointee.buffer = UnsafeMutableRawPointer(mutating: base)
+            record.pointee.length = count
+            record.pointee.flags = raw
+        }, finish: { result, _ in try ResultCode.check(result) })
+    }
+
+    /// Sends `bytes`; returns how many were sent.
+    public func send(_ bytes: [UInt8]) async throws -> Int {
+        if let result = try bytes.withUnsafeBytes({ buffer in
+            try attempt(input: false, requested: buffer.count, flags: 0) {
+                sys_send($0, buffer.baseAddress, buffer.count, 0)
+            }
+        }) {
+            return result
+        }
+        return try await withCopy(bytes) { try await send($0) }
+    }
+
+    /// Sends all of `buffer`, waiting as often as needed.
+    public func sendAll(_ buffer: UnsafeRawBufferPointer) async throws {
+        var offset = 0
+        repeat {
+            offset += try await send(UnsafeRawBufferPointer(rebasing: buffer[offset...]))
+        } while offset < buffer.count
+    }
+
+    /// Sends all of `bytes`, waiting as often as needed.
+    public func sendAll(_ bytes: [UInt8]) async throws {
+        let sent = try bytes.withUnsafeBytes { buffer in
+            try attempt(input: false, requested: buffer.count, flags: 0) {
+                sys_send($0, buffer.baseAddress, buffer.count, 0)
+            } ?? 0
+        }
+        if sent == bytes.count { return }
+        try await withCopy(bytes[sent...]) { try await sendAll($0) }
+    }
+
+    /// Sends a datagram to `address`: `sendto(2)` or `IORING_OP_SENDMSG`.
+    public func sendTo(_ buffer: UnsafeRawBufferPointer, to address: SockAddr) async throws -> Int {
+        let base = buffer.baseAddress, count = buffer.count
+        let storage = address.asStorage().raw, length = address.len()
+        if let result = try attempt(input: false, requested: count, flags: 0, { fd in
+            withUnsafePointer(to: storage) { storage in
+                storage.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sys_sendto(fd, base, count, 0, $0, length)
+                }
+            }
+        }) {
+            return result
+        }
+        return try await wait(.sendTo, prepare: { record in
+            record.pointee.buffer = UnsafeMutableRawPointer(mutating: base)
+            record.pointee.length = count
+            record.pointee.address = storage
+            record.pointee.addressLength = length
+        }, finish: { result, _ in try ResultCode.check(result) })
+    }
+
+    /// Sends `bytes` as one datagram to `address`.
+    public func sendTo(_ bytes: [UInt8], to address: SockAddr) async throws -> Int {
+        if let result = try bytes.withUnsafeBytes({ buffer in
+            try attempt(input: false, requested: buffer.count, flags: 0) { fd in
+                address.withSockaddrPointer { sys_sendto(fd, buffer.baseAddress, buffer.count, 0, $0, $1) }
+            }
+        }) {
+            return result
+        }
+        return try await withCopy(bytes) { try await sendTo($0, to: address) }
+    }
+
+    /// Sends a message gathered from several buffers, optionally to `address` and with control
+    /// messages: `sendmsg(2)` or `IORING_OP_SENDMSG`, with `MSG_NOSIGNAL`.
+    public func sendMsg(
+        _ buffers: [UnsafeRawBufferPointer], to address: SockAddr? = nil,
+        control: UnsafeRawBufferPointer? = nil, flags: MessageFlags = []
+    ) async throws -> Int {
+        let vectors = IOVectors(buffers.map { (UnsafeMutableRawPointer(mutating: $0.baseAddress), $0.count) })
+        defer { vectors.deallocate() }
+        let raw = flags.rawValue
+        let controlBase = UnsafeMutableRawPointer(mutating: control?.baseAddress)
+        let controlCount = control?.count ?? 0
+        var storage = address?.asStorage().raw ?? sockaddr_storage()
+        let length = address?.len() ?? 0
+        if let result = try attempt(input: false, requested: vectors.totalLength, flags: raw, { fd in
+            withUnsafeMutablePointer(to: &storage) { storage in
+                var message = msghdr(msg_name: length > 0 ? UnsafeMutableRawPointer(storage) : nil,
+                                     msg_namelen: length, msg_iov: vectors.base, msg_iovlen: vectors.count,
+                                     msg_control: controlBase, msg_controllen: controlCount, msg_flags: 0)
+                return sys_sendmsg(fd, &message, raw)
+            }
+        }) {
+            return result
+        }
+        let stored = storage
+        return try await wait(.sendMsg, prepare: { record in
+            record.pointee.flags = raw
+            record.pointee.address = stored
+            let name = withUnsafeMutablePointer(to: &record.pointee.address) { UnsafeMutableRawPointer($0) }
+            record.pointee.message = msghdr(
+                msg_name: length > 0 ? name : nil, msg_namelen: length,
+                msg_iov: vectors.base, msg_iovlen: vectors.count,
+                msg_control: controlBase, msg_controllen: controlCount, msg_flags: 0)
+        }, finish: { result, _ in try ResultCode.check(result) })
+    }
+}
+
+// MARK: - Memory for the owned-buffer forms
+
+/// Runs `body` with `count` bytes of fresh memory, released when it returns.
+@inline(__always)
+func withScratch<R>(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) async throws -> R) async throws -> R {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
+    defer { buffer.deallocate() }
+    return try await body(buffer)
+}
+
+/// Runs `body` with a copy of `bytes` that stays valid across suspension points.
+@inline(__always)
+func withCopy<C: Collection<UInt8>, R>(
+    _ bytes: C, _ body: (UnsafeRawBufferPointer) async throws -> R
+) async throws -> R {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
+    defer { buffer.deallocate() }
+    _ = buffer.initializeMemory(as: UInt8.self, from: bytes)
+    return try await body(UnsafeRawBufferPointer(buffer))
+}
+
+/// An `iovec` array for the duration of one call.
+struct IOVectors {
+    let base: UnsafeMutablePointer<iovec>
+    let count: Int
+    let totalLength: Int
+
+    init(_ buffers: [(UnsafeMutableRawPointer?, Int)]) {
+        count = buffers.count
+        base = .allocate(capacity: max(count, 1))
+        var total = 0
+        for (offset, (pointer, length)) in buffers.enumerated() {
+            (base + offset).initialize(to: iovec(iov_base: pointer, iov_len: length))
+            total += length
+        }
+        totalLength = total
+    }
+
+    func deallocate() { base.deallocate() }
+}

@@ -1,0 +1,255 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CURing
+import Socket2
+import SystemPackage
+
+/// The reactor-thread state of a stream fed by one multishot io_uring request: accepted
+/// descriptors, or datagrams in a ring of provided buffers. Elements that arrive while no task
+/// waits are queued (datagrams stay in their buffers, so the ring bounds the queue: when every
+/// buffer is taken the kernel stops the request with `ENOBUFS`, and it is re-armed once buffers
+/// come back).
+final class MultishotStream: @unchecked Sendable {
+    enum Kind { case accept, recvMsg }
+
+    let kind: Kind
+    let io: IOState
+    unowned(unsafe) let backend: URingBackend
+    /// The multishot request's record, -1 when none is in the kernel.
+    var armed: Int32 = -1
+    /// The record of the task waiting for the next element, -1 when none.
+    var waiter: Int32 = -1
+    /// The stream's iterator is gone: stop, and drop what arrives.
+    var stopped = false
+    /// An error for the next wait.
+    var failed: CInt = 0
+    /// The request ended for lack of descriptors: re-arm after a delay.
+    var backoffPending = false
+    private var ready: [(CInt, UInt32)] = []
+    private var readyHead = 0
+
+    // Provided buffers (recvmsg).
+    private let template: UnsafeMutablePointer<msghdr>
+    private var bufferRing: UnsafeMutablePointer<io_uring_buf_ring>?
+    private var buffers: UnsafeMutableRawPointer?
+    private var bufferSize = 0
+    private var entries = 0
+    private var group: UInt16 = 0
+    /// Buffers the kernel may fill.
+    private(set) var freeBuffers = 0
+
+    init(kind: Kind, io: IOState, backend: URingBackend, maxSize: Int) throws {
+        self.kind = kind
+        self.io = io
+        self.backend = backend
+        template = .allocate(capacity: 1)
+        template.initialize(to: msghdr())
+        guard kind == .recvMsg else { return }
+        template.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        // Each buffer holds io_uring_recvmsg_out, the name and the payload.
+        bufferSize = (MemoryLayout<io_uring_recvmsg_out>.size + MemoryLayout<sockaddr_storage>.size + maxSize + 15) & ~15
+        var count = 256
+        while count > 8 && count * bufferSize > 4 << 20 { count /= 2 }
+        entries = count
+        var ringMemory: UnsafeMutableRawPointer?
+        guard posix_memalign(&ringMemory, Int(sysconf(CInt(_SC_PAGESIZE))),
+                             count * MemoryLayout<io_uring_buf>.stride) == 0, let ringMemory
+        else { throw Errno.noMemory }
+        let ring = ringMemory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
+        buffers = .allocate(byteCount: count * bufferSize, alignment: 64)
+        let registered = backend.registerBufferRing(ring, entries: UInt32(count))
+        guard registered >= 0 else {
+            free(ringMemory)
+            buffers?.deallocate()
+            buffers = nil
+            throw ResultCode.error(for: registered)
+        }
+        bufferRing = ring
+        group = UInt16(registered)
+        io_uring_buf_ring_init(ring)
+        for id in 0..<count {
+            io_uring_buf_ring_add(ring, buffers! + id * bufferSize, UInt32(bufferSize), UInt16(id),
+                                  io_uring_buf_ring_mask(UInt32(count)), CInt(id))
+        }
+        io_uring_buf_ring_advance(ring, CInt(count))
+        freeBuffers = count
+    }
+
+    deinit {
+        discardQueued()
+        if let bufferRing {
+            if !backend.isDestroyed { backend.unregisterBufferRing(group) }
+            free(bufferRing)
+        }
+        buffers?.deallocate()
+        template.deallocate()
+    }
+
+    /// Fills the multishot request.
+    func prepare(_ entry: UnsafeMutablePointer<io_uring_sqe>) {
+        switch kind {
+        case .accept:
+            io_uring_prep_multishot_accept(entry, io.fd, nil, nil, CInt(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue))
+        case .recvMsg:
+            io_uring_prep_recvmsg_multishot(entry, io.fd, template, 0)
+            entry.pointee.flags |= UInt8(1 << IOSQE_BUFFER_SELECT_BIT)
+            socket2async_sqe_set_buf_group(entry, group)
+        }
+    }
+
+    /// A completion of the multishot request.
+    func deliver(_ result: CInt, _ flags: UInt32, backend: URingBackend) {
+        if result >= 0 {
+            if kind == .recvMsg { freeBuffers -= 1 }
+            if stopped {
+                discard(result, flags)
+            } else {
+                backend.handOver(self, result, flags)
+            }
+            return
+        }
+        switch result {
+        case -ECANCELED, -ENOBUFS:
+            break  // stopped, or out of buffers: re-armed when needed
+        case -EMFILE, -ENFILE, -ENOMEM:
+            backoffPending = true
+        default:
+            if stopped { return }
+            if waiter >= 0 {
+                backend.handOver(self, result, flags)
+            } else {
+                failed = result
+            }
+        }
+    }
+
+    func pushReady(_ result: CInt, _ flags: UInt32) { ready.append((result, flags)) }
+
+    func popReady() -> (CInt, UInt32)? {
+        guard readyHead < ready.count else { return nil }
+        let element = ready[readyHead]
+        readyHead += 1
+        if readyHead == ready.count {
+            ready.removeAll(keepingCapacity: true)
+            readyHead = 0
+        }
+        return element
+    }
+
+    /// Drops the queued elements: closes accepted descriptors, returns buffers.
+    func discardQueued() {
+        while let (result, flags) = popReady() { discard(result, flags) }
+    }
+
+    private func discard(_ result: CInt, _ flags: UInt32) {
+        guard result >= 0 else { return }
+        switch kind {
+        case .accept: _ = sys_close(result)
+        case .recvMsg: if flags & IORING_CQE_F_BUFFER != 0 { recycle(Int(flags >> IORING_CQE_BUFFER_SHIFT)) }
+        }
+    }
+
+    /// Copies the datagram out of its buffer and gives the buffer back to the kernel.
+    func takeDatagram(_ result: CInt, _ flags: UInt32) -> (bytes: [UInt8], address: SockAddr) {
+        guard flags & IORING_CQE_F_BUFFER != 0, let buffers else { return ([], SockAddr(sockaddr_storage(), 0)) }
+        let id = Int(flags >> IORING_CQE_BUFFER_SHIFT)
+        defer { recycle(id) }
+        let buffer = buffers + id * bufferSize
+        guard let out = io_uring_recvmsg_validate(buffer, result, template) else {
+            return ([], SockAddr(sockaddr_storage(), 0))
+        }
+        let payload = io_uring_recvmsg_payload(out, template)
+        let length = Int(io_uring_recvmsg_payload_length(out, result, template))
+        let bytes = Array(UnsafeRawBufferPointer(start: payload, count: length))
+        var storage = sockaddr_storage()
+        let nameLength = min(Int(out.pointee.namelen), MemoryLayout<sockaddr_storage>.size)
+        withUnsafeMutableBytes(of: &storage) { destination in
+            destination.copyMemory(from: UnsafeRawBufferPointer(start: io_uring_recvmsg_name(out), count: nameLength))
+        }
+        return (bytes, SockAddr(storage, socklen_t(nameLength)))
+    }
+
+    private func recycle(_ id: Int) {
+        guard let bufferRing, let buffers else { return }
+        io_uring_buf_ring_add(bufferRing, buffers + id * bufferSize, UInt32(bufferSize), UInt16(id),
+                              io_uring_buf_ring_mask(UInt32(entries)), 0)
+        io_uring_buf_ring_advance(bufferRing, 1)
+        freeBuffers += 1
+    }
+}
+
+/// What an iterator holds: its socket and (created on the reactor thread at the first `next()`)
+/// the stream. When the iterator goes away the stream is stopped on the reactor thread.
+final class MultishotHandle: @unchecked Sendable {
+    let socket: AsyncSocket
+    let kind: MultishotStream.Kind
+    let maxSize: Int
+    /// Reactor thread only.
+    private var stream: MultishotStream?
+
+    init(_ socket: AsyncSocket, _ kind: MultishotStream.Kind, maxSize: Int) {
+        self.socket = socket
+        self.kind = kind
+        self.maxSize = maxSize
+    }
+
+    deinit {
+        guard let stream else { return }
+        let reactor = socket.reactor
+        if reactor.isCurrent {
+            reactor.stopStream(stream)
+        } else {
+            reactor.post(.call { reactor.stopStream(stream) })
+        }
+    }
+
+    /// Waits for the next element (reactor thread) and makes it with `finish`.
+    private func next<R>(_ finish: @escaping (MultishotStream, Int, UInt32) throws -> R) async throws -> R {
+        let reactor = socket.reactor, io = socket.io
+        return try await reactor.onReactor {
+            if stream == nil {
+                guard let backend = reactor.impl as? URingBackend else { throw ReactorError.shutDown }
+                stream = try MultishotStream(kind: kind, io: io, backend: backend, maxSize: maxSize)
+            }
+            let stream = stream!
+            return try await reactor.perform(.streamWait, io: io, prepare: { record in
+                record.pointee.stream = Unmanaged.passUnretained(stream as AnyObject)
+            }, finish: { result, record in
+                try finish(stream, try ResultCode.check(result), record.pointee.resultFlags)
+            })
+        }
+    }
+
+    func nextConnection() async throws -> (socket: AsyncSocket, address: SockAddr) {
+        let reactor = socket.reactor, isStream = socket.io.isStream
+        return try await next { _, fd, _ in
+            var storage = sockaddr_storage()
+            let length = sys_getpeername(CInt(fd), &storage)
+            return (AsyncSocket(accepted: CInt(fd), isStream: isStream, reactor: reactor),
+                    SockAddr(storage, socklen_t(max(length, 0))))
+        }
+    }
+
+    func nextDatagram() async throws -> (bytes: [UInt8], address: SockAddr) {
+        try await next { stream, count, flags in stream.takeDatagram(CInt(count), flags) }
+    }
+}
+
+extension Reactor {
+    /// Whether streams use multishot requests (io_uring on a recent kernel). Constant.
+    var supportsMultishot: Bool { (impl as? URingBackend)?.supportsMultishot ?? false }
+
+    /// The iterator of `stream` is gone: stop the multishot request and drop what is queued.
+    func stopStream(_ stream: MultishotStream) {
+        stream.stopped = true
+        stream.discardQueued()
+        if stream.armed >= 0 {
+            let record = ops.record(stream.armed)
+            if record.pointee.cancelReason == .none {
+                record.pointee.cancelReason = .cancelled
+                impl.cancel(stream.armed, record)
+            }
+        }
+    }
+}

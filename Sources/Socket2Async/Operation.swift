@@ -1,0 +1,306 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SystemPackage
+
+// Operations in flight live in a table of preallocated records owned by the reactor thread. A
+// record is named by an `OpID`: its index and a generation that changes every time the record is
+// reused, so that a late cancellation, timer or io_uring completion for an operation that is
+// already over can never touch the next operation using the same record. With io_uring the id is
+// the submission's `user_data`.
+
+/// What an operation does.
+enum OpKind: UInt8 {
+    case recv, send, recvFrom, sendTo, recvMsg, sendMsg, accept, connect, shutdown, close
+    /// A waiter for the next element of a multishot stream (io_uring).
+    case streamWait
+    /// A multishot request in the kernel feeding a stream (io_uring).
+    case multishot
+    /// The wake-up read of the reactor's eventfd (io_uring).
+    case wakeRead
+
+    /// Whether the operation waits for the socket to become readable (epoll).
+    var waitsForInput: Bool {
+        switch self {
+        case .recv, .recvFrom, .recvMsg, .accept, .streamWait, .multishot, .wakeRead: return true
+        case .send, .sendTo, .sendMsg, .connect, .shutdown, .close: return false
+        }
+    }
+}
+
+/// Where a record is in its life.
+enum OpState: UInt8 {
+    case free
+    /// Filled in, not yet handed to the backend (its continuation may not exist yet).
+    case preparing
+    /// Waiting: for readiness (epoll), in the kernel (io_uring), or for a retry timer.
+    case pending
+    /// The result is set and the continuation resumed; the task has not collected it yet.
+    case completed
+}
+
+/// Why a pending operation is being taken back.
+enum CancelReason: UInt8 {
+    case none, cancelled, timedOut, closed, shutDown
+
+    /// The result an operation cancelled for this reason completes with.
+    var resultCode: Int {
+        switch self {
+        case .none: return 0
+        case .cancelled: return ResultCode.cancelled
+        case .timedOut: return -Int(ETIMEDOUT)
+        case .closed: return ResultCode.closed
+        case .shutDown: return ResultCode.shutDown
+        }
+    }
+}
+
+/// Results of operations: a count or descriptor (>= 0), `-errno`, or one of these.
+enum ResultCode {
+    static let cancelled = Int.min
+    static let shutDown = Int.min + 1
+    static let closed = Int.min + 2
+
+    /// The value, or the error the result stands for. `EAGAIN` and `EINTR` never get here.
+    @inline(__always)
+    static func check(_ result: Int) throws -> Int {
+        if result >= 0 { return result }
+        throw error(for: result)
+    }
+
+    static func error(for result: Int) -> any Error {
+        switch result {
+        case cancelled: return CancellationError()
+        case shutDown: return ReactorError.shutDown
+        case closed: return ReactorError.socketClosed
+        default: return Errno(rawValue: CInt(-result))
+        }
+    }
+}
+
+/// The name of an operation record: generation in the high 32 bits, index in the low 32.
+/// The top bit is always clear; ids with it set are the backends' own tags.
+typealias OpID = UInt64
+
+/// One operation: what to do, where the caller's memory is, and who waits for the result.
+struct OpRecord {
+    /// The record's place in the table; never changes.
+    var index: Int32 = 0
+    var generation: UInt32 = 1
+    var state: OpState = .free
+    var kind: OpKind = .recv
+    var cancelReason: CancelReason = .none
+    /// Set for multishot requests that keep producing completions.
+    var isMultishot = false
+    var fd: CInt = -1
+    var flags: CInt = 0
+    var buffer: UnsafeMutableRawPointer?
+    var length: Int = 0
+    /// Links in the socket's list of pending operations (or the free list, through `next`).
+    var previous: Int32 = -1
+    var next: Int32 = -1
+    var io: Unmanaged<IOState>?
+    var continuation: UnsafeContinuation<Int, Never>?
+    var result: Int = 0
+    /// io_uring completion flags, or `msg_flags` of a `recvmsg(2)`.
+    var resultFlags: UInt32 = 0
+    /// The current back-off delay of a retried operation, in milliseconds.
+    var backoffMilliseconds: UInt32 = 0
+    /// Waiting for a retry timer rather than for readiness.
+    var backingOff = false
+    /// The socket list the record is in: 0 none, 1 input, 2 output.
+    var listed: UInt8 = 0
+    /// The stream a multishot request or stream waiter belongs to.
+    var stream: Unmanaged<AnyObject>?
+    /// An address the kernel reads (connect, sendto) or writes (accept, recvfrom), and its length.
+    var address = sockaddr_storage()
+    var addressLength: socklen_t = 0
+    var message = msghdr()
+    var iov = iovec()
+
+    var isFree: Bool { state == .free }
+
+    /// Pointers to the record's own storage, for the kernel (the record never moves).
+    static func addressPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<sockaddr> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.address)!)
+            .assumingMemoryBound(to: sockaddr.self)
+    }
+
+    static func addressLengthPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<socklen_t> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.addressLength)!)
+            .assumingMemoryBound(to: socklen_t.self)
+    }
+
+    static func messagePointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<msghdr> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.message)!)
+            .assumingMemoryBound(to: msghdr.self)
+    }
+
+    static func iovPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<iovec> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.iov)!)
+            .assumingMemoryBound(to: iovec.self)
+    }
+
+    /// The id naming this use of the record.
+    var id: OpID { UInt64(generation) << 32 | UInt64(UInt32(bitPattern: index)) }
+}
+
+/// The operation records, in chunks that never move (the kernel holds pointers into them).
+/// Reactor thread only.
+struct OpTable: ~Copyable {
+    static let chunkShift = 8
+    static let chunkSize = 1 << chunkShift
+
+    private var chunks: [UnsafeMutablePointer<OpRecord>] = []
+    private var freeHead: Int32 = -1
+    /// Records in use.
+    private(set) var count = 0
+
+    deinit {
+        for chunk in chunks {
+            chunk.deinitialize(count: Self.chunkSize)
+            chunk.deallocate()
+        }
+    }
+
+    @inline(__always)
+    func record(_ index: Int32) -> UnsafeMutablePointer<OpRecord> {
+        chunks[Int(index) >> Self.chunkShift] + (Int(index) & (Self.chunkSize - 1))
+    }
+
+    /// The record `id` names, or `nil` when that operation is over (the record was reused).
+    @inline(__always)
+    func record(for id: OpID) -> UnsafeMutablePointer<OpRecord>? {
+        let index = Int(truncatingIfNeeded: id & 0xFFFF_FFFF)
+        guard index < chunks.count << Self.chunkShift else { return nil }
+        let record = record(Int32(index))
+        guard record.pointee.generation == UInt32(truncatingIfNeeded: id >> 32),
+              record.pointee.state != .free
+        else { return nil }
+        return record
+    }
+
+    @inline(__always)
+    func id(of index: Int32) -> OpID { record(index).pointee.id }
+
+    /// A fresh record in state `.preparing`.
+    mutating func allocate(_ kind: OpKind, fd: CInt, io: IOState?) -> Int32 {
+        if freeHead < 0 { grow() }
+        let index = freeHead
+        let record = record(index)
+        freeHead = record.pointee.next
+        record.pointee.next = -1
+        record.pointee.previous = -1
+        record.pointee.state = .preparing
+        record.pointee.kind = kind
+        record.pointee.fd = fd
+        record.pointee.io = io.map { Unmanaged.passUnretained($0) }
+        count += 1
+        return index
+    }
+
+    /// Returns a record to the free list; its id stops naming anything.
+    mutating func free(_ index: Int32) {
+        let record = record(index)
+        precondition(record.pointee.state != .free, "operation record freed twice")
+        let generation = (record.pointee.generation &+ 1) & 0x7FFF_FFFF
+        record.pointee.generation = generation == 0 ? 1 : generation
+        record.pointee.state = .free
+        record.pointee.cancelReason = .none
+        record.pointee.isMultishot = false
+        record.pointee.buffer = nil
+        record.pointee.io = nil
+        record.pointee.stream = nil
+        record.pointee.continuation = nil
+        record.pointee.result = 0
+        record.pointee.resultFlags = 0
+        record.pointee.backoffMilliseconds = 0
+        record.pointee.backingOff = false
+        record.pointee.listed = 0
+        record.pointee.flags = 0
+        record.pointee.previous = -1
+        record.pointee.next = freeHead
+        freeHead = index
+        count -= 1
+    }
+
+    private mutating func grow() {
+        let chunk = UnsafeMutablePointer<OpRecord>.allocate(capacity: Self.chunkSize)
+        chunk.initialize(repeating: OpRecord(), count: Self.chunkSize)
+        let base = Int32(chunks.count << Self.chunkShift)
+        chunks.append(chunk)
+        for offset in stride(from: Self.chunkSize - 1, through: 0, by: -1) {
+            chunk[offset].index = base + Int32(offset)
+            chunk[offset].next = freeHead
+            freeHead = base + Int32(offset)
+        }
+    }
+
+    /// Every record in use (for shutdown).
+    func indicesInUse() -> [Int32] {
+        var result: [Int32] = []
+        for (chunkIndex, chunk) in chunks.enumerated() {
+            for offset in 0..<Self.chunkSize where chunk[offset].state != .free {
+                result.append(Int32(chunkIndex << Self.chunkShift + offset))
+            }
+        }
+        return result
+    }
+}
+
+/// The reactor's state for one socket: readiness (epoll) and the operations pending on it.
+/// Reactor thread only, except `fd`, which never changes.
+final class IOState: @unchecked Sendable {
+    let fd: CInt
+    /// Stream sockets: a short read or write means the kernel's buffer was drained or filled.
+    let isStream: Bool
+    /// Whether a read (write) may succeed without waiting: false only after `EAGAIN` (or a short
+    /// stream transfer) and until the next readiness event. Epoll only.
+    var readReady = true
+    var writeReady = true
+    /// The peer closed its side or the socket failed: reads never wait again.
+    var inputClosed = false
+    var closed = false
+    /// The epoll registration (index | generation << 32 in the reactor's table), 0 when none.
+    var registration: UInt64 = 0
+    /// Pending operations waiting for input and for output, oldest first.
+    var inputHead: Int32 = -1, inputTail: Int32 = -1
+    var outputHead: Int32 = -1, outputTail: Int32 = -1
+    /// Operations of this socket pending in the backend.
+    var pendingCount = 0
+    /// The close that waits for `pendingCount` to reach zero (io_uring).
+    var closeWaiter: Int32 = -1
+
+    init(fd: CInt, isStream: Bool, tracksReadiness: Bool) {
+        self.fd = fd
+        self.isStream = isStream
+        readReady = tracksReadiness
+        writeReady = tracksReadiness
+    }
+
+    @inline(__always)
+    func isReady(input: Bool) -> Bool {
+        input ? (readReady || inputClosed) : writeReady
+    }
+
+    /// Learns from a receive's result: `EAGAIN`, or a short read of a stream (the kernel's
+    /// queue is empty: any later data raises a new edge), means not ready; 0 means end of input.
+    @inline(__always)
+    func noteInput(_ result: Int, requested: Int, flags: CInt) {
+        if result == -Int(EAGAIN) {
+            readReady = false
+        } else if result == 0 && requested > 0 {
+            inputClosed = true
+        } else if isStream && result < requested && flags & CInt(MSG_PEEK) == 0 {
+            readReady = false
+        }
+    }
+
+    /// Learns from a send's result: `EAGAIN`, or a short write of a stream, means not ready.
+    @inline(__always)
+    func noteOutput(_ result: Int, requested: Int) {
+        if result == -Int(EAGAIN) || (isStream && result >= 0 && result < requested) {
+            writeReady = false
+        }
+    }
+}

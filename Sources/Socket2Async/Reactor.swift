@@ -1,0 +1,504 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CURing
+import Synchronization
+
+/// An event loop on a thread of its own, driving non-blocking sockets with epoll or io_uring,
+/// and an executor for the tasks that use them.
+///
+/// A reactor owns one thread for its whole life. It is a `TaskExecutor` and a `SerialExecutor`:
+/// a task started with `Task(executorPreference: reactor)` (or inside
+/// `withTaskExecutorPreference(reactor)`) runs on the reactor thread, where its socket calls
+/// are made without locks or thread hops, and where the completion of an operation resumes it in
+/// the same loop turn. Tasks on other executors work too: a call that has to wait moves the task
+/// to the reactor thread for the wait and back afterwards.
+///
+/// Each loop turn runs the jobs that are ready, submits I/O, waits for events only when no job is
+/// runnable, and dispatches the events, resuming the tasks they complete. Jobs enqueued from the
+/// reactor thread go on a local run queue; from other threads through one queue with at most one
+/// eventfd wake-up per turn.
+///
+/// A reactor lives until ``shutdown()``: call it when done with a reactor you created.
+public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
+    /// The kernel interface a reactor uses.
+    public enum Backend: Sendable, Hashable, CustomStringConvertible {
+        /// Readiness with `epoll(7)`, edge-triggered, one registration per socket.
+        case epoll
+        /// Completions with `io_uring(7)`.
+        case ioUring
+        /// io_uring where the kernel allows it (probed), else epoll.
+        case automatic
+
+        public var description: String {
+            switch self {
+            case .epoll: return "epoll"
+            case .ioUring: return "io_uring"
+            case .automatic: return "automatic"
+            }
+        }
+
+        /// Parses `epoll`, `io_uring` (or `iouring`, `uring`) and `automatic` (or `auto`).
+        init?(name: String) {
+            switch name.lowercased() {
+            case "epoll": self = .epoll
+            case "io_uring", "iouring", "uring", "io-uring": self = .ioUring
+            case "automatic", "auto", "": self = .automatic
+            default: return nil
+            }
+        }
+    }
+
+    // MARK: State shared with other threads
+
+    /// The backend in use: `.epoll` or `.ioUring`. Set before `init` returns, constant after.
+    public private(set) var backend: Backend = .epoll
+    /// Whether sockets keep readiness flags (the backend's `tracksReadiness`). Constant.
+    private(set) var tracksReadiness = true
+    /// Wakes the reactor from its wait. Open for the reactor's whole life.
+    let wakeFD: CInt
+    private let inbox = Inbox()
+    /// The reactor thread, written by that thread before `init` returns.
+    private var threadID = pthread_t()
+    private var thread = pthread_t()
+    private let joined = Mutex<Bool>(false)
+    private let shutdownRequested = Atomic<Bool>(false)
+    /// Set when the reactor stops taking operations.
+    let isShutDown = Atomic<Bool>(false)
+    private var startupError: (any Error)?
+    private var unownedSerial: UnownedSerialExecutor!
+    private var unownedTask: UnownedTaskExecutor!
+
+    // MARK: Reactor-thread state
+
+    @exclusivity(unchecked) var ops = OpTable()
+    @exclusivity(unchecked) private var runQueue = JobQueue()
+    @exclusivity(unchecked) var timers = TimerHeap()
+    /// The backend; set on the reactor thread before `init` returns.
+    @exclusivity(unchecked) var impl: (any ReactorBackend)!
+    /// Shutting down: new operations fail at once with `ReactorError.shutDown`.
+    @exclusivity(unchecked) var stopping = false
+    /// The loop has ended: jobs can no longer run here.
+    @exclusivity(unchecked) private var threadFinished = false
+    /// Accept retries after `EMFILE`/`ENFILE` (for tests and diagnostics).
+    let acceptBackoffs = Atomic<Int>(0)
+
+    // MARK: Life cycle
+
+    /// Starts a reactor and its thread.
+    ///
+    /// - Parameter backend: `.epoll`, `.ioUring`, or `.automatic` (io_uring when the kernel
+    ///   allows it, else epoll).
+    /// - Throws: `ReactorError.ioUringUnavailable` when `.ioUring` was asked for and cannot be
+    ///   used; `Errno` when the kernel refuses an epoll instance or an eventfd.
+    public convenience init(backend: Backend = .automatic) throws {
+        try self.init(backend: backend, failIoUringProbe: false)
+    }
+
+    /// `failIoUringProbe` makes the io_uring probe fail, as when the kernel forbids io_uring.
+    init(backend requested: Backend, failIoUringProbe: Bool) throws {
+        let fd = sys_eventfd()
+        guard fd >= 0 else { throw ResultCode.error(for: fd) }
+        wakeFD = CInt(fd)
+        unownedSerial = UnownedSerialExecutor(ordinary: self)
+        unownedTask = UnownedTaskExecutor(ordinary: self)
+        let latch = Latch()
+        thread = spawnThread(name: "socket2-reactor") { [self] in
+            threadMain(requested: requested, failIoUringProbe: failIoUringProbe, latch: latch)
+        }
+        latch.wait()
+        if let startupError {
+            pthread_join(thread, nil)
+            joined.withLock { $0 = true }
+            throw startupError
+        }
+    }
+
+    deinit {
+        joined.withLock { joined in
+            if !joined {
+                if pthread_equal(pthread_self(), thread) != 0 {
+                    pthread_detach(thread)
+                } else {
+                    pthread_join(thread, nil)
+                }
+                joined = true
+            }
+        }
+        _ = sys_close(wakeFD)
+    }
+
+    /// The reactor every `AsyncSocket` uses unless told otherwise, started on first use. Its
+    /// backend comes from the environment variable `SOCKET2_BACKEND` (`epoll`, `io_uring` or
+    /// `automatic`, the default).
+    public static let shared: Reactor = {
+        let name = getenv("SOCKET2_BACKEND").map { String(cString: $0) } ?? ""
+        let backend = Backend(name: name) ?? .automatic
+        do {
+            return try Reactor(backend: backend)
+        } catch {
+            fatalError("Socket2Async: cannot start the shared reactor (\(backend)): \(error)")
+        }
+    }()
+
+    /// Stops the reactor: every pending operation completes with `ReactorError.shutDown` (with
+    /// io_uring, once the kernel has let go of it), the reactor's own descriptors are closed, and
+    /// its thread is joined. Idempotent. Called on the reactor thread itself, it starts the
+    /// shutdown and returns; the loop ends after the current turn.
+    ///
+    /// Jobs enqueued on the reactor after its thread ended still run, on a fallback thread.
+    public func shutdown() {
+        shutdownRequested.store(true, ordering: .sequentiallyConsistent)
+        if isCurrent { return }
+        sys_eventfd_signal(wakeFD)
+        joined.withLock { joined in
+            if !joined {
+                pthread_join(thread, nil)
+                joined = true
+            }
+        }
+    }
+
+    /// Whether the caller runs on the reactor thread.
+    public var isCurrent: Bool {
+        @inline(__always) get { pthread_equal(pthread_self(), threadID) != 0 }
+    }
+
+    // MARK: Executor
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        if isCurrent && !threadFinished {
+            runQueue.push(job)
+        } else {
+            post(.job(job))
+        }
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor { unownedSerial }
+
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor { unownedTask }
+
+    public func checkIsolated() {
+        precondition(isCurrent, "not on the reactor thread")
+    }
+
+    /// Hands `item` to the reactor thread from any thread.
+    func post(_ item: InboxItem) {
+        let (accepted, wake) = inbox.push(item)
+        if wake { sys_eventfd_signal(wakeFD) }
+        if !accepted, case .job(let job) = item {
+            OrphanedJobRunner.shared.enqueue(job, serial: unownedSerial, task: unownedTask)
+        }
+    }
+
+    // MARK: The loop
+
+    private func threadMain(requested: Backend, failIoUringProbe: Bool, latch: Latch) {
+        threadID = pthread_self()
+        do {
+            impl = try makeBackend(requested, failIoUringProbe: failIoUringProbe)
+            backend = impl.kind
+            tracksReadiness = impl.tracksReadiness
+        } catch {
+            startupError = error
+            latch.post()
+            return
+        }
+        latch.post()
+        runLoop()
+        finish()
+    }
+
+    private func makeBackend(_ requested: Backend, failIoUringProbe: Bool) throws -> any ReactorBackend {
+        switch requested {
+        case .epoll:
+            return try EpollBackend(reactor: self)
+        case .ioUring:
+            return try URingBackend(reactor: self, failProbe: failIoUringProbe)
+        case .automatic:
+            if let uring = try? URingBackend(reactor: self, failProbe: failIoUringProbe) { return uring }
+            return try EpollBackend(reactor: self)
+        }
+    }
+
+    private func runLoop() {
+        var items: [InboxItem] = []
+        items.reserveCapacity(64)
+        while true {
+            inbox.take(into: &items)
+            if !items.isEmpty {
+                for item in items { handle(item) }
+                items.removeAll(keepingCapacity: true)
+            }
+            runJobs()
+            if !stopping && shutdownRequested.load(ordering: .relaxed) { beginShutdown() }
+            if stopping && ops.count == 0 && runQueue.isEmpty { return }
+
+            var timeout: UInt64? = nil
+            if !runQueue.isEmpty {
+                timeout = 0
+            } else if let deadline = timers.earliestDeadline {
+                let now = monotonicNanoseconds()
+                timeout = deadline > now ? deadline - now : 0
+            }
+            if timeout != 0 && !inbox.prepareToSleep() { timeout = 0 }
+            impl.poll(timeout: timeout)
+            if !timers.isEmpty { fireTimers() }
+        }
+    }
+
+    @inline(__always)
+    private func runJobs() {
+        var budget = 4096
+        while budget > 0, let job = runQueue.pop() {
+            job.runSynchronously(isolatedTo: unownedSerial, taskExecutor: unownedTask)
+            budget -= 1
+        }
+    }
+
+    private func handle(_ item: InboxItem) {
+        switch item {
+        case .job(let job): runQueue.push(job)
+        case .cancel(let id): cancelOperation(id, reason: .cancelled)
+        case .release(let io): impl.forget(io)
+        case .call(let body): body()
+        }
+    }
+
+    private func fireTimers() {
+        let now = monotonicNanoseconds()
+        while let timer = timers.popExpired(now: now) {
+            guard let record = ops.record(for: timer.id), record.pointee.state == .pending else { continue }
+            let index = Int32(truncatingIfNeeded: timer.id & 0xFFFF_FFFF)
+            switch timer.action {
+            case .timeOut:
+                if record.pointee.cancelReason == .none {
+                    record.pointee.cancelReason = .timedOut
+                    impl.cancel(index, record)
+                }
+            case .retry:
+                impl.retry(index, record)
+            }
+        }
+    }
+
+    /// Schedules `action` for operation `id` in `nanoseconds`.
+    func schedule(_ action: Timer.Action, for id: OpID, in nanoseconds: UInt64) {
+        timers.insert(Timer(deadline: monotonicNanoseconds() &+ nanoseconds, id: id, action: action))
+    }
+
+    private func beginShutdown() {
+        stopping = true
+        isShutDown.store(true, ordering: .sequentiallyConsistent)
+        for index in ops.indicesInUse() {
+            let record = ops.record(index)
+            if record.pointee.state == .pending, record.pointee.cancelReason == .none {
+                record.pointee.cancelReason = .shutDown
+                impl.cancel(index, record)
+            }
+        }
+        timers.removeAll()
+    }
+
+    private func finish() {
+        threadFinished = true
+        for item in inbox.close() {
+            if case .job(let job) = item {
+                OrphanedJobRunner.shared.enqueue(job, serial: unownedSerial, task: unownedTask)
+            }
+        }
+        while let job = runQueue.pop() {
+            OrphanedJobRunner.shared.enqueue(job, serial: unownedSerial, task: unownedTask)
+        }
+        impl.destroy()
+    }
+
+    // MARK: Operations (reactor thread)
+
+    /// Finishes an operation: stores the result and resumes its task.
+    @inline(__always)
+    func complete(_ record: UnsafeMutablePointer<OpRecord>, _ result: Int) {
+        settle(record)
+        record.pointee.result = result
+        record.pointee.state = .completed
+        let continuation = record.pointee.continuation
+        record.pointee.continuation = nil
+        continuation?.resume(returning: result)
+    }
+
+    /// The backend is done with `record`: takes it off its socket's list and, if it was pending,
+    /// off the socket's count (starting a close that waited for the count to reach zero).
+    @inline(__always)
+    func settle(_ record: UnsafeMutablePointer<OpRecord>) {
+        guard let io = record.pointee.io?.takeUnretainedValue() else { return }
+        if record.pointee.listed != 0 { unlink(record, from: io) }
+        if record.pointee.state == .pending && record.pointee.kind != .close {
+            io.pendingCount -= 1
+            if io.pendingCount == 0 && io.closeWaiter >= 0 {
+                let waiter = io.closeWaiter
+                io.closeWaiter = -1
+                impl.start(waiter, ops.record(waiter))
+            }
+        }
+    }
+
+    /// Marks `record` as pending in the backend, at the end of its socket's input or output list.
+    @inline(__always)
+    func markPending(_ record: UnsafeMutablePointer<OpRecord>, input: Bool) {
+        record.pointee.state = .pending
+        guard let io = record.pointee.io?.takeUnretainedValue() else { return }
+        if record.pointee.kind != .close { io.pendingCount += 1 }
+        let index = record.pointee.index
+        record.pointee.next = -1
+        if input {
+            record.pointee.listed = 1
+            record.pointee.previous = io.inputTail
+            if io.inputTail >= 0 { ops.record(io.inputTail).pointee.next = index } else { io.inputHead = index }
+            io.inputTail = index
+        } else {
+            record.pointee.listed = 2
+            record.pointee.previous = io.outputTail
+            if io.outputTail >= 0 { ops.record(io.outputTail).pointee.next = index } else { io.outputHead = index }
+            io.outputTail = index
+        }
+    }
+
+    private func unlink(_ record: UnsafeMutablePointer<OpRecord>, from io: IOState) {
+        let previous = record.pointee.previous, next = record.pointee.next
+        let input = record.pointee.listed == 1
+        if previous >= 0 {
+            ops.record(previous).pointee.next = next
+        } else if input {
+            io.inputHead = next
+        } else {
+            io.outputHead = next
+        }
+        if next >= 0 {
+            ops.record(next).pointee.previous = previous
+        } else if input {
+            io.inputTail = previous
+        } else {
+            io.outputTail = previous
+        }
+        record.pointee.previous = -1
+        record.pointee.next = -1
+        record.pointee.listed = 0
+    }
+
+    /// Cancels the operation `id` if it is still pending (reactor thread).
+    func cancelOperation(_ id: OpID, reason: CancelReason) {
+        guard let record = ops.record(for: id) else { return }
+        switch record.pointee.state {
+        case .preparing:
+            if record.pointee.cancelReason == .none { record.pointee.cancelReason = reason }
+        case .pending:
+            if record.pointee.cancelReason == .none {
+                record.pointee.cancelReason = reason
+                impl.cancel(Int32(truncatingIfNeeded: id & 0xFFFF_FFFF), record)
+            }
+        case .completed, .free:
+            break
+        }
+    }
+
+    /// Cancels the operation `id` from any thread (a task's cancellation handler).
+    func requestCancel(_ id: OpID) {
+        if isCurrent {
+            cancelOperation(id, reason: .cancelled)
+        } else {
+            post(.cancel(id))
+        }
+    }
+
+    /// Runs one operation on the reactor thread and returns what `finish` makes of its result.
+    ///
+    /// `prepare` fills in the record; the backend starts it; the task waits (cancellably) for
+    /// its completion; `finish` reads the result and the record before the record is reused.
+    @inline(__always)
+    func perform<R>(
+        _ kind: OpKind, io: IOState, timeout: Duration? = nil,
+        prepare: (UnsafeMutablePointer<OpRecord>) -> Void,
+        finish: (Int, UnsafeMutablePointer<OpRecord>) throws -> R
+    ) async throws -> R {
+        if stopping { throw ReactorError.shutDown }
+        if io.closed { throw ReactorError.socketClosed }
+        let index = ops.allocate(kind, fd: io.fd, io: io)
+        let record = ops.record(index)
+        prepare(record)
+        let id = ops.id(of: index)
+        if let timeout { schedule(.timeOut, for: id, in: timeout.nanosecondsClamped) }
+        let result = await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
+                record.pointee.continuation = continuation
+                impl.start(index, record)
+            }
+        } onCancel: { [self] in
+            requestCancel(id)
+        }
+        defer { ops.free(index) }
+        return try finish(result, record)
+    }
+
+    /// Runs `body` on the reactor thread: at once when already there, else by moving the task
+    /// there for the duration (`withTaskExecutorPreference`).
+    @inline(__always)
+    func onReactor<R>(_ body: () async throws -> R) async throws -> R {
+        if isCurrent { return try await body() }
+        if isShutDown.load(ordering: .relaxed) { throw ReactorError.shutDown }
+        return try await withTaskExecutorPreference(self) {
+            // Only a reactor whose thread is gone lets a task run elsewhere now.
+            guard isCurrent else { throw ReactorError.shutDown }
+            return try await body()
+        }
+    }
+
+    /// Closes `io`: cancels its pending operations (they fail with `ReactorError.socketClosed`),
+    /// waits until the kernel has let go of them, then closes the descriptor (reactor thread).
+    func close(_ io: IOState) async throws {
+        if io.closed { return }
+        io.closed = true
+        for head in [io.inputHead, io.outputHead] {
+            var index = head
+            while index >= 0 {
+                let record = ops.record(index)
+                let next = record.pointee.next
+                cancelOperation(ops.id(of: index), reason: .closed)
+                index = next
+            }
+        }
+        let index = ops.allocate(.close, fd: io.fd, io: io)
+        let record = ops.record(index)
+        let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
+            record.pointee.continuation = continuation
+            if io.pendingCount > 0 {
+                io.closeWaiter = index
+            } else {
+                impl.start(index, record)
+            }
+        }
+        ops.free(index)
+        impl.forget(io)
+        _ = try ResultCode.check(result)
+    }
+
+    /// The socket of `io` is gone without `close` (its owner was deinitialised): forget it.
+    func release(_ io: IOState) {
+        if isCurrent {
+            impl.forget(io)
+        } else {
+            post(.release(io))
+        }
+    }
+}
+
+extension Duration {
+    /// Nanoseconds, clamped to `0...UInt64.max`.
+    var nanosecondsClamped: UInt64 {
+        let (seconds, attoseconds) = components
+        if seconds < 0 { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return .max }
+        return whole &+ UInt64(attoseconds / 1_000_000_000)
+    }
+}

@@ -1,1 +1,0 @@
-import Socket2

@@ -1,0 +1,387 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CURing
+import SystemPackage
+
+/// The io_uring backend: completions.
+///
+/// The ring is created on the reactor thread with `IORING_SETUP_SINGLE_ISSUER |
+/// IORING_SETUP_DEFER_TASKRUN` (falling back to `COOP_TASKRUN`, then to neither, where the
+/// kernel refuses them) and its descriptor registered (`io_uring_register_ring_fd`); only that
+/// thread submits, once per loop turn, everything queued. Each operation's `user_data` is its
+/// `OpID`; cancellation is `IORING_OP_ASYNC_CANCEL` of that id, after which the operation's own
+/// completion is still awaited (it carries the result when the operation won the race).
+/// Multishot requests (accept; recvmsg with a ring of provided buffers) feed the streams. The
+/// completion queue is sized for them, and an overflowed queue is flushed (nothing is dropped:
+/// `IORING_FEAT_NODROP`).
+final class URingBackend: ReactorBackend {
+    unowned(unsafe) let reactor: Reactor
+    let ring: UnsafeMutablePointer<io_uring>
+    private let completions: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+    private static let batch = 256
+    /// `user_data` of requests that are not operations: the top bit set.
+    private static let wakeTag: UInt64 = 1 << 63 | 1
+    private static let ignoredTag: UInt64 = 1 << 63 | 2
+    /// Whether the wake-up poll on the reactor's eventfd is armed.
+    private var wakeArmed = false
+    private var nextBufferGroup: UInt16 = 1
+    let supportsMultishot: Bool
+
+    var kind: Reactor.Backend { .ioUring }
+    var tracksReadiness: Bool { false }
+
+    init(reactor: Reactor, failProbe: Bool) throws {
+        if failProbe { throw ReactorError.ioUringUnavailable("the io_uring probe was made to fail") }
+        self.reactor = reactor
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+        completions = .allocate(capacity: Self.batch)
+        var result: CInt = -1
+        var features: UInt32 = 0
+        let flagSets: [UInt32] = [
+            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+            IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+            IORING_SETUP_SUBMIT_ALL,
+            0,
+        ]
+        for flags in flagSets {
+            var params = io_uring_params()
+            params.flags = flags | IORING_SETUP_CQSIZE
+            params.cq_entries = 8192
+            result = io_uring_queue_init_params(1024, ring, &params)
+            if result == 0 {
+                features = params.features
+                break
+            }
+            if result != -EINVAL { break }
+        }
+        guard result == 0 else {
+            ring.deallocate()
+            completions.deallocate()
+            throw ReactorError.ioUringUnavailable("io_uring_setup failed: \(Errno(rawValue: -result))")
+        }
+        var missing: [String] = []
+        if features & IORING_FEAT_EXT_ARG == 0 { missing.append("IORING_FEAT_EXT_ARG") }
+        if features & IORING_FEAT_NODROP == 0 { missing.append("IORING_FEAT_NODROP") }
+        var multishot = false
+        if let probe = io_uring_get_probe_ring(ring) {
+            let needed: [(CInt, String)] = [
+                (CInt(IORING_OP_ACCEPT.rawValue), "ACCEPT"), (CInt(IORING_OP_CONNECT.rawValue), "CONNECT"),
+                (CInt(IORING_OP_RECV.rawValue), "RECV"), (CInt(IORING_OP_SEND.rawValue), "SEND"),
+                (CInt(IORING_OP_RECVMSG.rawValue), "RECVMSG"), (CInt(IORING_OP_SENDMSG.rawValue), "SENDMSG"),
+                (CInt(IORING_OP_SHUTDOWN.rawValue), "SHUTDOWN"), (CInt(IORING_OP_CLOSE.rawValue), "CLOSE"),
+                (CInt(IORING_OP_ASYNC_CANCEL.rawValue), "ASYNC_CANCEL"),
+                (CInt(IORING_OP_POLL_ADD.rawValue), "POLL_ADD"),
+            ]
+            for (opcode, name) in needed where io_uring_opcode_supported(probe, opcode) == 0 {
+                missing.append("IORING_OP_" + name)
+            }
+            // Multishot accept (5.19), multishot recvmsg and buffer rings (6.0) came with or
+            // before IORING_OP_SEND_ZC (6.0), which the probe can see.
+            multishot = io_uring_opcode_supported(probe, CInt(IORING_OP_SEND_ZC.rawValue)) != 0
+            io_uring_free_probe(probe)
+        } else {
+            missing.append("IORING_REGISTER_PROBE")
+        }
+        guard missing.isEmpty else {
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            completions.deallocate()
+            throw ReactorError.ioUringUnavailable("missing " + missing.joined(separator: ", "))
+        }
+        supportsMultishot = multishot
+        _ = io_uring_register_ring_fd(ring)
+    }
+
+    /// Set once the ring is gone (reactor thread, before the inbox closes).
+    private(set) var isDestroyed = false
+
+    func destroy() {
+        isDestroyed = true
+        io_uring_queue_exit(ring)
+        ring.deallocate()
+        completions.deallocate()
+    }
+
+    func forget(_ io: IOState) {}
+
+    // MARK: Submission
+
+    /// A free submission entry, flushing the queue to the kernel when it is full.
+    @inline(__always)
+    private func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
+        while true {
+            if let entry = io_uring_get_sqe(ring) { return entry }
+            _ = io_uring_submit(ring)
+        }
+    }
+
+    func start(_ index: Int32, _ record: UnsafeMutablePointer<OpRecord>) {
+        if record.pointee.cancelReason != .none {
+            reactor.complete(record, record.pointee.cancelReason.resultCode)
+            return
+        }
+        if record.pointee.kind == .streamWait {
+            startStreamWait(record)
+            return
+        }
+        submit(record)
+        reactor.markPending(record, input: true)
+    }
+
+    /// Queues the request of a one-shot operation.
+    private func submit(_ record: UnsafeMutablePointer<OpRecord>) {
+        let entry = sqe()
+        let fd = record.pointee.fd
+        switch record.pointee.kind {
+        case .recv:
+            io_uring_prep_recv(entry, fd, record.pointee.buffer, record.pointee.length, record.pointee.flags)
+        case .send:
+            io_uring_prep_send(entry, fd, record.pointee.buffer, record.pointee.length,
+                               record.pointee.flags | CInt(MSG_NOSIGNAL))
+        case .recvFrom:
+            prepareMessage(record, nameLength: socklen_t(MemoryLayout<sockaddr_storage>.size))
+            io_uring_prep_recvmsg(entry, fd, OpRecord.messagePointer(record), UInt32(bitPattern: record.pointee.flags))
+        case .sendTo:
+            prepareMessage(record, nameLength: record.pointee.addressLength)
+            io_uring_prep_sendmsg(entry, fd, OpRecord.messagePointer(record),
+                                  UInt32(bitPattern: record.pointee.flags | CInt(MSG_NOSIGNAL)))
+        case .recvMsg:
+            io_uring_prep_recvmsg(entry, fd, OpRecord.messagePointer(record), UInt32(bitPattern: record.pointee.flags))
+        case .sendMsg:
+            io_uring_prep_sendmsg(entry, fd, OpRecord.messagePointer(record),
+                                  UInt32(bitPattern: record.pointee.flags | CInt(MSG_NOSIGNAL)))
+        case .accept:
+            record.pointee.addressLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            io_uring_prep_accept(entry, fd, OpRecord.addressPointer(record), OpRecord.addressLengthPointer(record),
+                                 CInt(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue))
+        case .connect:
+            io_uring_prep_connect(entry, fd, OpRecord.addressPointer(record), record.pointee.addressLength)
+        case .shutdown:
+            io_uring_prep_shutdown(entry, fd, record.pointee.flags)
+        case .close:
+            io_uring_prep_close(entry, fd)
+        case .multishot:
+            let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
+            stream.prepare(entry)
+        case .streamWait, .wakeRead:
+            io_uring_prep_nop(entry)
+        }
+        io_uring_sqe_set_data64(entry, record.pointee.id)
+    }
+
+    /// `msghdr` over the record's single buffer and address storage (recvfrom/sendto).
+    private func prepareMessage(_ record: UnsafeMutablePointer<OpRecord>, nameLength: socklen_t) {
+        OpRecord.iovPointer(record).pointee = iovec(iov_base: record.pointee.buffer, iov_len: record.pointee.length)
+        OpRecord.messagePointer(record).pointee = msghdr(
+            msg_name: UnsafeMutableRawPointer(OpRecord.addressPointer(record)), msg_namelen: nameLength,
+            msg_iov: OpRecord.iovPointer(record), msg_iovlen: 1,
+            msg_control: nil, msg_controllen: 0, msg_flags: 0)
+    }
+
+    func cancel(_ index: Int32, _ record: UnsafeMutablePointer<OpRecord>) {
+        switch record.pointee.kind {
+        case .streamWait:
+            let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
+            if stream.waiter == index { stream.waiter = -1 }
+            reactor.complete(record, record.pointee.cancelReason.resultCode)
+        default:
+            if record.pointee.backingOff {
+                // Waiting for a retry timer, not in the kernel.
+                reactor.complete(record, record.pointee.cancelReason.resultCode)
+                return
+            }
+            let entry = sqe()
+            io_uring_prep_cancel64(entry, record.pointee.id, 0)
+            io_uring_sqe_set_data64(entry, Self.ignoredTag)
+        }
+    }
+
+    func retry(_ index: Int32, _ record: UnsafeMutablePointer<OpRecord>) {
+        record.pointee.backingOff = false
+        if record.pointee.kind == .streamWait {
+            let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
+            arm(stream)
+        } else {
+            submit(record)
+        }
+    }
+
+    /// Accept failures that only mean "no descriptor free now": retried after a delay.
+    private static func mustBackOff(_ result: CInt) -> Bool {
+        result == -EMFILE || result == -ENFILE || result == -ENOBUFS || result == -ENOMEM
+    }
+
+    /// Schedules a retry of `record`: 1 ms, doubling up to 100 ms.
+    private func backOff(_ record: UnsafeMutablePointer<OpRecord>) {
+        let previous = record.pointee.backoffMilliseconds
+        let delay = previous == 0 ? 1 : min(previous * 2, 100)
+        record.pointee.backoffMilliseconds = delay
+        record.pointee.backingOff = true
+        reactor.acceptBackoffs.wrappingAdd(1, ordering: .relaxed)
+        reactor.schedule(.retry, for: record.pointee.id, in: UInt64(delay) * 1_000_000)
+    }
+
+    // MARK: Completion
+
+    func poll(timeout: UInt64?) {
+        armWake()
+        if timeout == 0 {
+            _ = io_uring_submit_and_get_events(ring)
+        } else if let timeout {
+            var time = __kernel_timespec(tv_sec: Int64(timeout / 1_000_000_000), tv_nsec: Int64(timeout % 1_000_000_000))
+            var first: UnsafeMutablePointer<io_uring_cqe>?
+            _ = io_uring_submit_and_wait_timeout(ring, &first, 1, &time, nil)
+        } else {
+            _ = io_uring_submit_and_wait(ring, 1)
+        }
+        drain()
+        if io_uring_cq_has_overflow(ring) {
+            _ = io_uring_get_events(ring)
+            drain()
+        }
+    }
+
+    private func drain() {
+        while true {
+            let count = Int(io_uring_peek_batch_cqe(ring, completions, UInt32(Self.batch)))
+            if count == 0 { return }
+            for offset in 0..<count {
+                let cqe = completions[offset]!
+                dispatch(cqe.pointee.user_data, cqe.pointee.res, cqe.pointee.flags)
+            }
+            io_uring_cq_advance(ring, UInt32(count))
+            if count < Self.batch { return }
+        }
+    }
+
+    @inline(__always)
+    private func dispatch(_ data: UInt64, _ result: CInt, _ flags: UInt32) {
+        if data & (1 << 63) != 0 {
+            if data == Self.wakeTag {
+                sys_eventfd_drain(reactor.wakeFD)
+                if flags & IORING_CQE_F_MORE == 0 { wakeArmed = false }
+            }
+            return
+        }
+        guard let record = reactor.ops.record(for: data) else { return }
+        switch record.pointee.kind {
+        case .multishot:
+            let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
+            let more = flags & IORING_CQE_F_MORE != 0
+            stream.deliver(result, flags, backend: self)
+            if !more { finishMultishot(record, stream) }
+        default:
+            if result == -ECANCELED && record.pointee.cancelReason != .none {
+                reactor.complete(record, record.pointee.cancelReason.resultCode)
+            } else if record.pointee.kind == .accept && Self.mustBackOff(result)
+                        && record.pointee.cancelReason == .none {
+                backOff(record)
+            } else if result == -EINTR || result == -EAGAIN {
+                submit(record)
+            } else {
+                if record.pointee.kind == .recvMsg || record.pointee.kind == .recvFrom {
+                    record.pointee.resultFlags = UInt32(bitPattern: OpRecord.messagePointer(record).pointee.msg_flags)
+                    if record.pointee.kind == .recvFrom {
+                        record.pointee.addressLength = OpRecord.messagePointer(record).pointee.msg_namelen
+                    }
+                }
+                reactor.complete(record, Int(result))
+            }
+        }
+    }
+
+    // MARK: Wake-ups
+
+    /// A multishot poll on the reactor's eventfd: other threads wake the ring's wait by writing it.
+    private func armWake() {
+        guard !wakeArmed else { return }
+        let entry = sqe()
+        io_uring_prep_poll_multishot(entry, reactor.wakeFD, UInt32(POLLIN))
+        io_uring_sqe_set_data64(entry, Self.wakeTag)
+        wakeArmed = true
+    }
+
+    // MARK: Multishot streams
+
+    /// Starts a wait for the next element of a stream: at once if one is queued.
+    private func startStreamWait(_ record: UnsafeMutablePointer<OpRecord>) {
+        let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
+        if let (result, flags) = stream.popReady() {
+            record.pointee.resultFlags = flags
+            reactor.complete(record, Int(result))
+            return
+        }
+        if stream.failed != 0 {
+            let error = stream.failed
+            stream.failed = 0
+            reactor.complete(record, Int(error))
+            return
+        }
+        reactor.markPending(record, input: true)
+        stream.waiter = record.pointee.index
+        arm(stream)
+    }
+
+    /// Submits the stream's multishot request unless it is in the kernel already.
+    func arm(_ stream: MultishotStream) {
+        guard stream.armed < 0, !stream.stopped, !stream.io.closed, !reactor.stopping else { return }
+        if stream.kind == .recvMsg && stream.freeBuffers == 0 { return }
+        let index = reactor.ops.allocate(.multishot, fd: stream.io.fd, io: stream.io)
+        let record = reactor.ops.record(index)
+        record.pointee.stream = Unmanaged.passRetained(stream as AnyObject)
+        record.pointee.isMultishot = true
+        stream.armed = index
+        submit(record)
+        reactor.markPending(record, input: true)
+    }
+
+    /// The kernel ended a multishot request: frees its record and re-arms when a waiter needs it.
+    private func finishMultishot(_ record: UnsafeMutablePointer<OpRecord>, _ stream: MultishotStream) {
+        reactor.settle(record)
+        stream.armed = -1
+        record.pointee.stream?.release()
+        record.pointee.stream = nil
+        reactor.ops.free(record.pointee.index)
+        if stream.stopped {
+            stream.discardQueued()
+        } else if stream.waiter >= 0 {
+            let waiter = reactor.ops.record(stream.waiter)
+            if stream.backoffPending {
+                stream.backoffPending = false
+                backOff(waiter)
+            } else {
+                arm(stream)
+            }
+        }
+    }
+
+    /// A stream element arrived: to the waiting task, or queued.
+    func handOver(_ stream: MultishotStream, _ result: CInt, _ flags: UInt32) {
+        if stream.waiter >= 0 {
+            let waiter = reactor.ops.record(stream.waiter)
+            stream.waiter = -1
+            waiter.pointee.resultFlags = flags
+            reactor.complete(waiter, Int(result))
+        } else {
+            stream.pushReady(result, flags)
+        }
+    }
+
+    /// Registers a ring of provided buffers; returns its group id.
+    func registerBufferRing(_ ringMemory: UnsafeMutablePointer<io_uring_buf_ring>, entries: UInt32) -> Int {
+        let group = nextBufferGroup
+        nextBufferGroup &+= 1
+        var registration = io_uring_buf_reg()
+        registration.ring_addr = UInt64(UInt(bitPattern: ringMemory))
+        registration.ring_entries = entries
+        registration.bgid = group
+        let result = io_uring_register_buf_ring(ring, &registration, 0)
+        return result < 0 ? Int(result) : Int(group)
+    }
+
+    func unregisterBufferRing(_ group: UInt16) {
+        _ = io_uring_unregister_buf_ring(ring, CInt(group))
+    }
+}

@@ -1,0 +1,153 @@
+import Testing
+@testable import Socket2Async
+import Socket2
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension AsyncTests {
+@Suite("Echo over loopback")
+struct EchoTests {
+    /// Echoes everything received on `connection` until end of stream, then closes it.
+    static func echo(_ connection: AsyncSocket) async throws {
+        while true {
+            let bytes = try await connection.recv(maxCount: 4096)
+            if bytes.isEmpty { break }
+            try await connection.sendAll(bytes)
+        }
+        try await connection.close()
+    }
+
+    @Test("TCP echo, server on the reactor, client elsewhere", arguments: backends)
+    func tcpEcho(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (listener, address) = try tcpListener(reactor)
+            let server = Task(executorPreference: reactor) {
+                let (connection, _) = try await listener.accept()
+                #expect(reactor.isCurrent)
+                try await Self.echo(connection)
+            }
+            let client = try AsyncSocket(domain: .ipv4, type: .stream, reactor: reactor)
+            try await client.connect(address)
+            var expected: [UInt8] = []
+            for round in 0..<200 {
+                let message = pattern(1 + (round * 37) % 3000, seed: round)
+                try await client.sendAll(message)
+                expected = message
+                let echoed = try await recvExactly(client, message.count)
+                #expect(echoed == expected)
+            }
+            // A large message that fills the socket buffers both ways.
+            let large = pattern(4 << 20, seed: 99)
+            async let sent: Void = client.sendAll(large)
+            let echoed = try await recvExactly(client, large.count)
+            try await sent
+            #expect(echoed == large)
+            try await client.shutdown(.write)
+            #expect(try await client.recv(maxCount: 16).isEmpty)
+            try await server.value
+            try await client.close()
+            try await listener.close()
+        }
+    }
+
+    @Test("TCP echo with both ends on the reactor thread", arguments: backends)
+    func tcpEchoOnReactor(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            try await Task(executorPreference: reactor) {
+                let (client, server) = try await tcpPair(reactor)
+                let echo = Task(executorPreference: reactor) { try await Self.echo(server) }
+                let buffer = TestBuffer(64)
+                for round in 0..<1000 {
+                    let message = TestBuffer(pattern(64, seed: round))
+                    let sent = try await client.send(message.readOnly)
+                    #expect(sent == 64)
+                    #expect(reactor.isCurrent)
+                    var received = 0
+                    while received < 64 {
+                        let count = try await client.recv(into: buffer.from(received))
+                        #expect(reactor.isCurrent)
+                        #expect(count > 0)
+                        received += count
+                    }
+                    #expect(buffer.bytes == message.bytes)
+                }
+                try await client.close()
+                try await echo.value
+            }.value
+        }
+    }
+
+    @Test("UDP echo with recvFrom and sendTo", arguments: backends)
+    func udpEcho(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (server, serverAddress) = try udpSocket(reactor)
+            let (client, clientAddress) = try udpSocket(reactor)
+            let rounds = 300
+            let echo = Task(executorPreference: reactor) {
+                for _ in 0..<rounds {
+                    let (bytes, sender) = try await server.recvFrom(maxCount: 2048)
+                    #expect(sender == clientAddress)
+                    _ = try await server.sendTo(bytes, to: sender)
+                }
+            }
+            for round in 0..<rounds {
+                let message = pattern(1 + round % 1400, seed: round)
+                #expect(try await client.sendTo(message, to: serverAddress) == message.count)
+                let (bytes, sender) = try await client.recvFrom(maxCount: 2048)
+                #expect(sender == serverAddress)
+                #expect(bytes == message)
+            }
+            try await echo.value
+        }
+    }
+
+    @Test("Unix stream echo", arguments: backends)
+    func unixEcho(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let name = Array("socket2-async-test-\(getpid())-\(backend)".utf8)
+            let address = try SockAddr.unixAbstract(name)
+            let listener = try AsyncSocket(domain: .unix, type: .stream, reactor: reactor)
+            try listener.bind(address)
+            try listener.listen(16)
+            let server = Task(executorPreference: reactor) {
+                let (connection, _) = try await listener.accept()
+                try await Self.echo(connection)
+            }
+            let client = try AsyncSocket(domain: .unix, type: .stream, reactor: reactor)
+            try await client.connect(address)
+            for round in 0..<100 {
+                let message = pattern(100 + round, seed: round)
+                try await client.sendAll(message)
+                #expect(try await recvExactly(client, message.count) == message)
+            }
+            try await client.shutdown(.write)
+            #expect(try await client.recv(maxCount: 1).isEmpty)
+            try await server.value
+        }
+    }
+
+    @Test("Vectored messages with recvMsg and sendMsg", arguments: backends)
+    func messages(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (server, serverAddress) = try udpSocket(reactor)
+            let (client, clientAddress) = try udpSocket(reactor)
+            let head = pattern(10, seed: 1), tail = pattern(20, seed: 2)
+            let receiver = Task {
+                let first = TestBuffer(10), second = TestBuffer(40)
+                let result = try await server.recvMsg(into: [first.raw, second.raw])
+                #expect(result.count == 30)
+                #expect(result.address == clientAddress)
+                #expect(!result.flags.isTruncated())
+                #expect(first.bytes == head)
+                #expect(second.prefix(20) == tail)
+            }
+            let a = TestBuffer(head), b = TestBuffer(tail)
+            let sent = try await client.sendMsg([a.readOnly, b.readOnly], to: serverAddress)
+            #expect(sent == 30)
+            try await receiver.value
+        }
+    }
+}
+}

@@ -1,0 +1,140 @@
+import Testing
+@testable import Socket2Async
+import Socket2
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension AsyncTests {
+@Suite("Reactor")
+struct ReactorTests {
+    @Test("A task preferring the reactor resumes on the reactor thread", arguments: backends)
+    func executorPreference(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            #expect(!reactor.isCurrent)
+            let (client, server) = try await tcpPair(reactor)
+            try await Task(executorPreference: reactor) {
+                #expect(reactor.isCurrent)
+                for round in 0..<50 {
+                    async let echoed = server.recv(maxCount: 8)
+                    #expect(reactor.isCurrent)
+                    try await client.sendAll([UInt8(round)])
+                    #expect(reactor.isCurrent)
+                    #expect(try await echoed == [UInt8(round)])
+                    #expect(reactor.isCurrent)
+                }
+            }.value
+            try await withTaskExecutorPreference(reactor) {
+                #expect(reactor.isCurrent)
+                try await client.sendAll([9])
+                #expect(try await server.recv(maxCount: 1) == [9])
+                #expect(reactor.isCurrent)
+            }
+            // A task on the global executor goes back there after waiting on the reactor.
+            let waiting = Task.detached { () -> Bool in
+                _ = try await server.recv(maxCount: 1)
+                return reactor.isCurrent
+            }
+            await waitUntilPending(reactor)
+            try await client.sendAll([1])
+            #expect(try await waiting.value == false)
+        }
+    }
+
+    @Test("The reactor runs jobs as a serial executor")
+    func serialExecutor() async throws {
+        actor Counter {
+            let reactor: Reactor
+            var value = 0
+            init(_ reactor: Reactor) { self.reactor = reactor }
+            nonisolated var unownedExecutor: UnownedSerialExecutor { reactor.asUnownedSerialExecutor() }
+            func increment() -> Bool { value += 1; return reactor.isCurrent }
+        }
+        try await withReactor(.epoll) { reactor in
+            let counter = Counter(reactor)
+            var allOnReactor = true
+            for _ in 0..<100 { allOnReactor = await counter.increment() && allOnReactor }
+            #expect(allOnReactor)
+            #expect(await counter.value == 100)
+        }
+    }
+
+    @Test("Shutdown completes every pending operation with shutDown", arguments: backends)
+    func shutdownWithPendingOperations(backend: Reactor.Backend) async throws {
+        let full = try await FullListener()
+        try await withTimeout {
+            let reactor = try Reactor(backend: backend)
+            let (client, server) = try await tcpPair(reactor)
+            let (listener, _) = try tcpListener(reactor)
+            let (udp, _) = try udpSocket(reactor)
+            let connecting = try AsyncSocket(domain: .ipv4, type: .stream, reactor: reactor)
+            setBufferSize(client, SO_SNDBUF, 4096)
+            while client.rawDescriptor >= 0,
+                  [UInt8](repeating: 1, count: 65536).withUnsafeBytes({
+                      Glibc.send(client.rawDescriptor, $0.baseAddress, $0.count, CInt(MSG_DONTWAIT))
+                  }) > 0 {}
+            let big = TestBuffer(65536)
+            let tasks: [Task<Void, any Error>] = [
+                Task(executorPreference: reactor) { _ = try await client.recv(maxCount: 1) },
+                Task { _ = try await listener.accept() },
+                Task(executorPreference: reactor) { _ = try await udp.recvFrom(maxCount: 100) },
+                Task { try await connecting.connect(full.address) },
+                Task { _ = try await client.send(big.readOnly) },
+            ]
+            await waitUntilPending(reactor, 5)
+            reactor.shutdown()
+            for task in tasks {
+                do {
+                    try await task.value
+                    Issue.record("an operation survived the shutdown")
+                } catch ReactorError.shutDown {
+                } catch {
+                    Issue.record("expected ReactorError.shutDown, got \(error)")
+                }
+            }
+            reactor.shutdown()  // idempotent
+            await #expect(throws: ReactorError.shutDown) { try await udp.recvFrom(maxCount: 1) }
+            await #expect(throws: ReactorError.shutDown) { try await listener.accept() }
+            // Sockets can still be closed.
+            try await client.close()
+            try await server.close()
+            #expect(client.rawDescriptor == -1)
+        }
+        withExtendedLifetime(full) {}
+    }
+
+    @Test("A reactor leaves no descriptor of its own behind")
+    func noDescriptorLeak() async throws {
+        let before = reactorDescriptorCount()
+        for backend in backends {
+            let reactor = try Reactor(backend: backend)
+            let (client, server) = try await tcpPair(reactor)
+            try await client.sendAll([1])
+            _ = try await server.recv(maxCount: 1)
+            reactor.shutdown()
+        }
+        #expect(reactorDescriptorCount() == before)
+    }
+
+    @Test("io_uring refused by the kernel: automatic falls back to epoll")
+    func ioUringFallback() throws {
+        let reactor = try Reactor(backend: .automatic, failIoUringProbe: true)
+        defer { reactor.shutdown() }
+        #expect(reactor.backend == .epoll)
+        #expect(throws: ReactorError.self) { try Reactor(backend: .ioUring, failIoUringProbe: true) }
+        let automatic = try Reactor(backend: .automatic)
+        defer { automatic.shutdown() }
+        #expect(automatic.backend == .ioUring)
+    }
+
+    @Test("Backend names")
+    func backendNames() {
+        #expect(Reactor.Backend(name: "epoll") == .epoll)
+        #expect(Reactor.Backend(name: "io_uring") == .ioUring)
+        #expect(Reactor.Backend(name: "automatic") == .automatic)
+        #expect(Reactor.Backend(name: "kqueue") == nil)
+        #expect(Reactor.Backend.ioUring.description == "io_uring")
+    }
+}
+}
