@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -55,8 +56,10 @@ TYPE_RENAMES = {"Type": "SocketType", "Protocol": "SocketProtocol"}
 TYPE_KINDS = {"swift.struct", "swift.enum", "swift.class", "swift.protocol", "swift.typealias"}
 INSTANCE_KINDS = {"swift.method", "swift.property", "swift.subscript"}
 # A doc comment "names its system call or option": an upper-case C constant (SO_REUSEADDR,
-# MSG_PEEK, AF_INET) or a manual-page reference (accept4(2), getaddrinfo(3)).
-NAMES_SYSCALL = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b|\b[a-z_0-9]+\([23]\)")
+# MSG_PEEK, AF_INET), a manual-page reference (accept4(2), getaddrinfo(3)) or a call with its
+# request (ioctl(FIONREAD)).
+NAMES_SYSCALL = re.compile(
+    r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b|\b[a-z_0-9]+\([23]\)|\b[a-z_0-9]+\([A-Z][A-Z0-9_]*\)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,6 +314,7 @@ def doc_report(graph):
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the output quietly
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
