@@ -8,8 +8,9 @@ Usage:
                             [--symbol-graph FILE_OR_DIR] [--items FILE]
                             [--skip-docs] [--verbose]
 
-Without --symbol-graph it builds module Socket2 (`swift build --target Socket2`) and dumps its
-symbol graph (`swift package dump-symbol-graph`). Prints, by section: the items missing, the items
+Without --symbol-graph it builds module Socket2 (`swift build --target Socket2`) and extracts its
+symbol graph (`swift symbolgraph-extract`, with the flags SwiftPM compiled Socket2 with; if those
+cannot be found, `swift package dump-symbol-graph`, which builds every target). Prints, by section: the items missing, the items
 not applicable in Swift (with the reason), the §10 "beyond socket2" items (informational), the
 public symbols without a doc comment, and those whose only doc comment is inherited.
 
@@ -158,15 +159,56 @@ def run(cmd, cwd):
     return proc.stdout
 
 
-def dump_symbol_graph(package_path, scratch_path):
+def extract_symbol_graph(package_path, scratch_path):
+    """Builds module Socket2 only, then runs `swift symbolgraph-extract` on it with the search
+    paths and module maps of its own compile command (read from the build's `debug.yaml`).
+    Falls back to `swift package dump-symbol-graph` (which builds every target) when the compile
+    command cannot be found."""
     extra = ["--scratch-path", scratch_path] if scratch_path else []
     run(["swift", "build", *extra, "--target", "Socket2"], package_path)
-    out = run(["swift", "package", *extra, "dump-symbol-graph",
-               "--minimum-access-level", "public"], package_path)
-    match = re.search(r"Files written to (.+)", out)
+    bin_path = run(["swift", "build", *extra, "--show-bin-path"], package_path).strip().splitlines()[-1]
+    flags = socket2_compile_flags(bin_path)
+    if flags is None:
+        out = run(["swift", "package", *extra, "dump-symbol-graph",
+                   "--minimum-access-level", "public"], package_path)
+        match = re.search(r"Files written to (.+)", out)
+        if not match:
+            sys.exit("api-coverage: could not find where dump-symbol-graph wrote its files:\n" + out)
+        return match.group(1).strip()
+    output = os.path.join(bin_path, "api-coverage-symbolgraph")
+    os.makedirs(output, exist_ok=True)
+    for f in os.listdir(output):
+        os.remove(os.path.join(output, f))
+    run(["swift", "symbolgraph-extract", "-module-name", "Socket2",
+         "-minimum-access-level", "public", "-output-dir", output, *flags], package_path)
+    return output
+
+
+def socket2_compile_flags(bin_path):
+    """The -I / -Xcc / -target / -module-cache-path flags SwiftPM compiled Socket2 with."""
+    config = os.path.basename(bin_path)
+    yaml = os.path.join(os.path.dirname(os.path.dirname(bin_path)), f"{config}.yaml")
+    try:
+        with open(yaml, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return None
+    start = re.search(r'^  "C\.Socket2-[^"]*\.module":$', text, re.M)
+    if not start:
+        return None
+    match = re.search(r"^\s*args: (\[.*\])$", text[start.end():], re.M)
     if not match:
-        sys.exit("api-coverage: could not find where dump-symbol-graph wrote its files:\n" + out)
-    return match.group(1).strip()
+        return None
+    args = json.loads(match.group(1))
+    flags, k = [], 0
+    with_value = {"-I", "-Xcc", "-target", "-sdk", "-F", "-module-cache-path"}
+    while k < len(args):
+        if args[k] in with_value and k + 1 < len(args):
+            flags += args[k:k + 2]
+            k += 2
+        else:
+            k += 1
+    return flags
 
 
 def graph_files(path):
@@ -336,7 +378,7 @@ def main():
             print("  " + p)
         return 2
 
-    graph_path = args.symbol_graph or dump_symbol_graph(args.package_path, args.scratch_path)
+    graph_path = args.symbol_graph or extract_symbol_graph(args.package_path, args.scratch_path)
     graph = Graph(graph_files(graph_path))
 
     missing = defaultdict(list)
