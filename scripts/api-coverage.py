@@ -8,11 +8,18 @@ Usage:
                             [--symbol-graph FILE_OR_DIR] [--items FILE]
                             [--skip-docs] [--verbose]
 
-Without --symbol-graph it builds module Socket2 (`swift build --target Socket2`) and extracts its
-symbol graph (`swift symbolgraph-extract`, with the flags SwiftPM compiled Socket2 with; if those
-cannot be found, `swift package dump-symbol-graph`, which builds every target). Prints, by section: the items missing, the items
-not applicable in Swift (with the reason), the §10 "beyond socket2" items (informational), the
-public symbols without a doc comment, and those whose only doc comment is inherited.
+Without --symbol-graph it builds module Socket2 alone (`swift build --target Socket2`) and
+extracts its symbol graph (`swift symbolgraph-extract` with the flags SwiftPM compiled Socket2
+with; if those cannot be found, `swift package dump-symbol-graph`, which builds every target).
+
+Members of `extension SocketHandle` count for `Socket` (which conforms); an instance method of
+socket2's `Socket` must also be reachable from `SockRef` (socket2's SockRef derefs to Socket).
+
+Prints, by section: the items missing, those on Socket but not on SockRef, the items not
+applicable in Swift (with the reason), the §10 "beyond socket2" items (informational), the
+public symbols without a doc comment, those whose only doc comment is inherited, and
+(informational) SocketHandle methods whose comment names no C constant or manual page.
+With --verbose, every item and where it was found.
 
 Exit status: 0 when nothing of §3–4 is missing and every public symbol is documented (by its own
 comment or, for protocol requirements such as `==` and `description`, by inheritance);
@@ -358,7 +365,7 @@ def doc_report(graph):
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends the output quietly
     here = os.path.dirname(os.path.abspath(__file__))
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--package-path", default=os.path.dirname(here),
                         help="the package (default: the parent of scripts/)")
