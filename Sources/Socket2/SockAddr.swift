@@ -5,7 +5,7 @@ import SystemPackage
 import CSocket2  // sockaddr_vm (<linux/vm_sockets.h>)
 
 /// Storage large enough for any socket address (`struct sockaddr_storage`).
-public struct SockAddrStorage: @unchecked Sendable {
+public struct SockAddrStorage: @unchecked Sendable, CustomStringConvertible {
     /// The C storage.
     public var raw: sockaddr_storage
 
@@ -25,6 +25,12 @@ public struct SockAddrStorage: @unchecked Sendable {
         return try withUnsafeMutableBytes(of: &raw) { bytes in
             try body(&bytes.baseAddress!.assumingMemoryBound(to: T.self).pointee)
         }
+    }
+
+    /// The family only (`ss_family`, by its `AF_*` name), as socket2's `Debug`:
+    /// `SockAddrStorage(ss_family: AF_INET)`.
+    public var description: String {
+        "SockAddrStorage(ss_family: \(Domain(CInt(raw.ss_family))))"
     }
 }
 
@@ -102,6 +108,17 @@ public struct SockAddr: @unchecked Sendable, Hashable, CustomStringConvertible {
     /// A copy of the storage.
     public func asStorage() -> SockAddrStorage { SockAddrStorage(raw: storage) }
 
+    /// socket2's `as_ptr`: the storage as a pointer, for a C call that takes a
+    /// `const struct sockaddr *` with ``len()`` (`bind(2)`, `connect(2)`, `sendto(2)`).
+    ///
+    /// A Swift value has no stable address, so the pointer is valid only inside `body`.
+    public func asPtr<T, E: Error>(
+        _ body: (UnsafePointer<SockAddrStorage>) throws(E) -> T
+    ) throws(E) -> T {
+        var copy = SockAddrStorage(raw: storage)
+        return try withUnsafePointer(to: &copy) { (pointer) throws(E) -> T in try body(pointer) }
+    }
+
     /// `true` for an `AF_INET` address.
     public func isIpv4() -> Bool { CInt(storage.ss_family) == AF_INET }
     /// `true` for an `AF_INET6` address.
@@ -114,14 +131,19 @@ public struct SockAddr: @unchecked Sendable, Hashable, CustomStringConvertible {
         withUnsafeBytes(of: storage) { Array($0.prefix(Int(length))) }
     }
 
+    /// The same length and the same bytes up to it (family, port, address, padding), as
+    /// socket2's `PartialEq`: two IPv6 addresses differing only in scope id are different.
     public static func == (lhs: SockAddr, rhs: SockAddr) -> Bool {
         lhs.length == rhs.length && lhs.significantBytes == rhs.significantBytes
     }
 
+    /// Hashes the bytes up to ``len()``, consistently with `==`.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(significantBytes)
     }
 
+    /// A readable form by family: `127.0.0.1:80`, `[::1]:80`, `unix:/path`, `unix:@name`
+    /// (abstract), `unix:(unnamed)`, `vsock:cid:port`; else the family and the length.
     public var description: String {
         if let socket = asSocket() { return socket.description }
         if let path = asPathname() { return "unix:\(path)" }

@@ -104,6 +104,7 @@ public struct Accepted: ~Copyable, Sendable {
     /// The peer's address.
     public var address: SockAddr
 
+    /// Pairs an accepted socket with its peer's address (what `accept4(2)` returns).
     public init(socket: consuming Socket, address: SockAddr) {
         self.socket = socket
         self.address = address
@@ -118,6 +119,7 @@ public struct SocketPair: ~Copyable, Sendable {
     /// The other end.
     public var second: Socket
 
+    /// Pairs two connected sockets (what `socketpair(2)` returns).
     public init(first: consuming Socket, second: consuming Socket) {
         self.first = first
         self.second = second
