@@ -21,6 +21,7 @@ public struct AddressInfo: Sendable, Hashable, CustomStringConvertible {
     /// ``AddressInfoFlags/canonicalName``.
     public var canonicalName: String?
 
+    /// A result of name resolution, from its parts (as `getaddrinfo(3)` returns them).
     public init(
         address: SockAddr, domain: Domain, type: SocketType, protocol: SocketProtocol,
         canonicalName: String? = nil

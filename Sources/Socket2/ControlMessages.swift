@@ -523,6 +523,7 @@ public struct MalformedControlMessage: Sendable, Hashable, CustomStringConvertib
     /// The payload bytes present in the buffer (for ``Problem/incompleteHeader``, the bytes left).
     public var data: [UInt8]
 
+    /// A malformed control message: what is wrong, and its header fields and bytes.
     public init(problem: Problem, level: CInt, type: CInt, data: [UInt8]) {
         self.problem = problem
         self.level = level

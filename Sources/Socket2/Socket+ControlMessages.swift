@@ -20,6 +20,7 @@ public struct ReceivedMessage: Sendable, CustomStringConvertible {
     /// control buffer was too small (`MSG_CTRUNC`).
     public var control: [ReceivedControlMessage]
 
+    /// A received message from its parts (what `recvmsg(2)` reports).
     public init(count: Int, address: SockAddr?, flags: RecvFlags, control: [ReceivedControlMessage]) {
         self.count = count
         self.address = address

@@ -22,6 +22,7 @@ public struct CoalescedDatagrams: Sendable, Hashable, CustomStringConvertible {
     /// or more).
     public var flags: RecvFlags
 
+    /// A received buffer's description, from its parts (as `recvmsg(2)` with `UDP_GRO` reports them).
     public init(count: Int, segmentSize: Int?, address: SockAddr?, flags: RecvFlags) {
         self.count = count
         self.segmentSize = segmentSize
@@ -78,8 +79,8 @@ extension SocketHandle where Self: ~Copyable {
         }
     }
 
-    /// Sends `bytes` as datagrams of `segmentSize` bytes in one call (see
-    /// `sendSegmented(_:segmentSize:to:flags:)`).
+    /// Sends `bytes` as datagrams of `segmentSize` bytes in one `sendmsg(2)` with a `UDP_SEGMENT`
+    /// control message (see `sendSegmented(_:segmentSize:to:flags:)`).
     public func sendSegmented(
         _ bytes: [UInt8], segmentSize: UInt16, to address: SockAddr? = nil, flags: MessageFlags = []
     ) throws(Errno) -> Int {
@@ -106,7 +107,8 @@ extension SocketHandle where Self: ~Copyable {
                                   address: received.address, flags: received.flags)
     }
 
-    /// Receives one buffer of coalesced datagrams of up to `maxCount` bytes (see
+    /// Receives one buffer of coalesced datagrams of up to `maxCount` bytes with `recvmsg(2)` and
+    /// its `UDP_GRO` control message (see
     /// ``recvCoalesced(into:flags:)``) and returns its bytes; split them with
     /// ``CoalescedDatagrams/split(_:segmentSize:)``.
     public func recvCoalesced(

@@ -24,6 +24,7 @@ public struct ZeroCopyCompletion: Sendable, Hashable, CustomStringConvertible {
     /// loopback). A socket that sees this often sends faster without `MSG_ZEROCOPY`.
     public var copied: Bool
 
+    /// A completion of the sends numbered `first` through `last` (`SO_EE_ORIGIN_ZEROCOPY`).
     public init(first: UInt32, last: UInt32, copied: Bool) {
         self.first = first
         self.last = last
@@ -98,6 +99,7 @@ public struct ExtendedError: Sendable, Hashable, CustomStringConvertible {
     /// The address of the node that reported the error (`SO_EE_OFFENDER`), when there is one.
     public var offender: SockAddr?
 
+    /// An extended error from its parts (`struct sock_extended_err` and the offender address).
     public init(
         level: CInt, error: Errno, origin: Origin, type: UInt8, code: UInt8,
         info: UInt32, data: UInt32, offender: SockAddr?
