@@ -38,11 +38,14 @@ final class MultishotStream: @unchecked Sendable {
     private var group: UInt16 = 0
     /// Buffers the kernel may fill.
     private(set) var freeBuffers = 0
+    /// Longer datagrams are truncated to this.
+    private let maxSize: Int
 
     init(kind: Kind, io: IOState, backend: URingBackend, maxSize: Int) throws {
         self.kind = kind
         self.io = io
         self.backend = backend
+        self.maxSize = maxSize
         template = .allocate(capacity: 1)
         template.initialize(to: msghdr())
         guard kind == .recvMsg else { return }
@@ -145,7 +148,9 @@ final class MultishotStream: @unchecked Sendable {
     private func discard(_ result: CInt, _ flags: UInt32) {
         guard result >= 0 else { return }
         switch kind {
-        case .accept: _ = sys_close(result)
+        case .accept:
+            // Never drop an accepted connection the socket's user may still want.
+            if io.closed || io.released { _ = sys_close(result) } else { io.strandedConnections.append(result) }
         case .recvMsg: if flags & IORING_CQE_F_BUFFER != 0 { recycle(Int(flags >> IORING_CQE_BUFFER_SHIFT)) }
         }
     }
@@ -160,7 +165,7 @@ final class MultishotStream: @unchecked Sendable {
             return ([], SockAddr(sockaddr_storage(), 0))
         }
         let payload = io_uring_recvmsg_payload(out, template)
-        let length = Int(io_uring_recvmsg_payload_length(out, result, template))
+        let length = min(Int(io_uring_recvmsg_payload_length(out, result, template)), maxSize)
         let bytes = Array(UnsafeRawBufferPointer(start: payload, count: length))
         var storage = sockaddr_storage()
         let nameLength = min(Int(out.pointee.namelen), MemoryLayout<sockaddr_storage>.size)
@@ -205,7 +210,7 @@ final class MultishotHandle: @unchecked Sendable {
     }
 
     /// Waits for the next element (reactor thread) and makes it with `finish`.
-    private func next<R>(_ finish: @escaping (MultishotStream, Int, UInt32) throws -> R) async throws -> R {
+    private nonisolated(nonsending) func next<R>(_ finish: @escaping (MultishotStream, Int, UInt32) throws -> R) async throws -> R {
         let reactor = socket.reactor, io = socket.io
         return try await reactor.onReactor {
             if stream == nil {
@@ -221,7 +226,7 @@ final class MultishotHandle: @unchecked Sendable {
         }
     }
 
-    func nextConnection() async throws -> (socket: AsyncSocket, address: SockAddr) {
+    nonisolated(nonsending) func nextConnection() async throws -> (socket: AsyncSocket, address: SockAddr) {
         let reactor = socket.reactor, isStream = socket.io.isStream
         return try await next { _, fd, _ in
             var storage = sockaddr_storage()
@@ -231,7 +236,7 @@ final class MultishotHandle: @unchecked Sendable {
         }
     }
 
-    func nextDatagram() async throws -> (bytes: [UInt8], address: SockAddr) {
+    nonisolated(nonsending) func nextDatagram() async throws -> (bytes: [UInt8], address: SockAddr) {
         try await next { stream, count, flags in stream.takeDatagram(CInt(count), flags) }
     }
 }
