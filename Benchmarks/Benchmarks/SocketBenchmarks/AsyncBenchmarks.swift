@@ -1,0 +1,156 @@
+// The same hot paths on Socket2Async reactors, with every operation made from a task that runs
+// on the reactor (`withTaskExecutorPreference`), as a server would make them.
+import Benchmark
+import CBenchSupport
+import Socket2
+import Socket2Async
+import SystemPackage
+
+/// One reactor per backend for the whole suite, and the thread it runs on.
+final class BenchReactor: Sendable {
+    let reactor: Reactor
+    let counters: ThreadCounters
+
+    init(backend: Reactor.Backend) async throws {
+        reactor = try Reactor(backend: backend)
+        let thread = await withTaskExecutorPreference(reactor) { cbench_gettid() }
+        counters = ThreadCounters(threads: [thread])
+    }
+
+    /// Runs `body` on the reactor, measured, with the reactor thread's counts. The hop onto the
+    /// reactor is outside the measured part.
+    func measure(_ benchmark: Benchmark, _ body: () async throws -> Void) async {
+        do {
+            try await withTaskExecutorPreference(reactor) {
+                try await counters.measure(benchmark) { try await body() }
+            }
+        } catch {
+            benchmark.error("\(error)")
+        }
+    }
+}
+
+extension Connection where Local == AsyncSocket {
+    static func tcp(on reactor: Reactor) throws -> Connection<AsyncSocket> {
+        let pair = try connectedTCP()
+        return Connection(local: try AsyncSocket(pair.first, reactor: reactor), peer: pair.second)
+    }
+
+    static func udp(on reactor: Reactor) throws -> Connection<AsyncSocket> {
+        let pair = try connectedUDP()
+        return Connection(local: try AsyncSocket(pair.first, reactor: reactor), peer: pair.second)
+    }
+}
+
+/// Two connected AsyncSockets on one reactor; a task echoes on the second.
+final class EchoPair: @unchecked Sendable {
+    let local: AsyncSocket
+    let remote: AsyncSocket
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+
+    init(on reactor: Reactor) throws {
+        let pair = try connectedTCP()
+        local = try AsyncSocket(pair.first, reactor: reactor)
+        remote = try AsyncSocket(pair.second, reactor: reactor)
+        let remote = remote
+        Task(executorPreference: reactor) {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+            defer { buffer.deallocate() }
+            while let count = try? await remote.recv(into: buffer), count > 0 {
+                guard (try? await remote.send(UnsafeRawBufferPointer(rebasing: buffer[..<count]))) != nil else { break }
+            }
+        }
+    }
+
+    deinit { buffer.deallocate() }
+}
+
+extension Listener where Local == AsyncSocket {
+    static func make(on reactor: Reactor) throws -> Listener<AsyncSocket> {
+        let listener = try makeListener()
+        let address = try listener.localAddr()
+        return Listener(listener: try AsyncSocket(listener, reactor: reactor), address: address)
+    }
+}
+
+func asyncBenchmarks(_ backend: Reactor.Backend, name: String) {
+    // Reactors are made on first use (in a setup), so that listing the benchmarks starts none.
+    nonisolated(unsafe) var shared: BenchReactor?
+    let reactor: @Sendable () async throws -> BenchReactor = {
+        if let shared { return shared }
+        let made = try await BenchReactor(backend: backend)
+        shared = made
+        return made
+    }
+
+    Benchmark("\(name).recv") { (benchmark: Benchmark, state: (BenchReactor, Connection<AsyncSocket>)) in
+        let (bench, connection) = state
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                try connection.peerSend()
+                blackHole(try await connection.local.recv(into: connection.buffer))
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try Connection.tcp(on: bench.reactor))
+    }
+
+    Benchmark("\(name).send") { (benchmark: Benchmark, state: (BenchReactor, Connection<AsyncSocket>)) in
+        let (bench, connection) = state
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                blackHole(try await connection.local.send(connection.message))
+                try connection.peerReceive()
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try Connection.tcp(on: bench.reactor))
+    }
+
+    Benchmark("\(name).recvFrom") { (benchmark: Benchmark, state: (BenchReactor, Connection<AsyncSocket>)) in
+        let (bench, connection) = state
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                try connection.peerSend()
+                blackHole(try await connection.local.recvFrom(into: connection.buffer).count)
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try Connection.udp(on: bench.reactor))
+    }
+
+    Benchmark("\(name).accept") { (benchmark: Benchmark, state: (BenchReactor, Listener<AsyncSocket>)) in
+        let (bench, listener) = state
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                let client = try listener.connectClient()
+                let accepted = try await listener.listener.accept()
+                _ = consume client  // reset first: no TIME_WAIT
+                blackHole(accepted)
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try Listener.make(on: bench.reactor))
+    }
+
+    // A send, then an await that suspends until the reactor resumes it with the echo (which
+    // another task on the same reactor sends back after its own await was resumed).
+    Benchmark("\(name).await-resumed") { (benchmark: Benchmark, state: (BenchReactor, EchoPair)) in
+        let (bench, pair) = state
+        await bench.measure(benchmark) {
+            let message = UnsafeRawBufferPointer(rebasing: pair.buffer[..<1])
+            for _ in benchmark.scaledIterations {
+                _ = try await pair.local.send(message)
+                var received = 0
+                while received == 0 { received = try await pair.local.recv(into: pair.buffer) }
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try EchoPair(on: bench.reactor))
+    }
+}

@@ -1,0 +1,192 @@
+// Socket2Async on an epoll or io_uring reactor, written the way a user of the library should
+// write a server: every task runs on its socket's reactor (`Task(executorPreference:)`),
+// connections come from `incoming` and datagrams from `datagrams(maxSize:)` (multishot accept
+// and multishot recvmsg with provided buffers on io_uring), one task per connection, one
+// reactor and one SO_REUSEPORT listener per thread.
+import CBenchSupport
+import Socket2
+import Socket2Async
+
+final class AsyncServer: BenchServer, @unchecked Sendable {
+    let port: UInt16
+    let details: String
+    private let group: ReactorGroup
+    private let sockets: [AsyncSocket]
+    private let mode: ServerMode
+    private let stats: ServerStats
+    // Connections a drain accepted; touched only on the first reactor.
+    private var drained: [AsyncSocket] = []
+
+    init(config: ServerConfig, stats: ServerStats) throws {
+        let backend: Reactor.Backend =
+            switch config.backend {
+            case .epoll: .epoll
+            case .ioUring: .ioUring
+            default: .automatic
+            }
+        mode = config.mode
+        self.stats = stats
+        let drain = config.mode == .acceptDrain || config.mode == .udpDrain
+        let count = drain ? 1 : config.threads
+        group = try ReactorGroup(count: count, backend: backend)
+        var sockets: [AsyncSocket] = []
+        var port = config.port
+        do {
+            for reactor in group.reactors {
+                let socket =
+                    config.mode.isUDP
+                    ? try makeUDPSocket(
+                        port: port, reusePort: count > 1,
+                        receiveBuffer: config.mode == .udpDrain ? drainReceiveBufferSize : nil)
+                    : try makeTCPListener(port: port, reusePort: count > 1)
+                port = try boundPort(socket)
+                sockets.append(try AsyncSocket(socket, reactor: reactor))
+            }
+        } catch {
+            group.shutdown()
+            throw error
+        }
+        self.sockets = sockets
+        self.port = port
+        let kind = group.reactors[0].backend
+        details = "Socket2Async, \(count) \(kind) reactor\(count == 1 ? "" : "s")"
+            + (kind == .ioUring ? "; ring flags \(ioUringSetupFlags()) (probed)" : "")
+        guard !drain else { return }
+        for socket in sockets {
+            let mode = mode
+            Task(executorPreference: socket.reactor) {
+                await serve(socket, mode: mode, stats: stats)
+            }
+        }
+    }
+
+    func drain(count: Int) throws -> DrainResult {
+        let done = Semaphore()
+        let outcome = Outcome()
+        let socket = sockets[0]
+        Task(executorPreference: socket.reactor) { [self] in
+            do {
+                switch mode {
+                case .acceptDrain:
+                    drained.reserveCapacity(count)
+                    let clock = DrainClock()
+                    for try await connection in socket.incoming {
+                        drained.append(connection.socket)
+                        if drained.count == count { break }
+                    }
+                    outcome.result = clock.result(count: drained.count)
+                case .udpDrain:
+                    let clock = DrainClock()
+                    let received = try await receiveDatagrams(socket, stopAtMarker: true, stats: stats)
+                    outcome.result = clock.result(count: received)
+                default:
+                    outcome.error = BenchError("drain needs mode accept-drain or udp-drain")
+                }
+            } catch {
+                outcome.error = error
+            }
+            done.signal()
+        }
+        done.wait()
+        if let error = outcome.error { throw error }
+        return outcome.result!
+    }
+
+    func release() {
+        let done = Semaphore()
+        Task(executorPreference: sockets[0].reactor) { [self] in
+            for connection in drained { try? await connection.close() }
+            drained.removeAll(keepingCapacity: true)
+            done.signal()
+        }
+        done.wait()
+    }
+}
+
+/// Hands a drain's outcome from the reactor to the waiting control thread (the semaphore
+/// orders the accesses).
+private final class Outcome: @unchecked Sendable {
+    var result: DrainResult?
+    var error: (any Error)?
+}
+
+/// The server loop of one listener or UDP socket, on its reactor.
+private func serve(_ socket: AsyncSocket, mode: ServerMode, stats: ServerStats) async {
+    do {
+        switch mode {
+        case .accept:
+            for try await connection in socket.incoming {
+                stats.add(1)
+                try? await connection.socket.close()
+            }
+        case .tcpEcho, .tcpStream:
+            let echo = mode == .tcpEcho
+            for try await connection in socket.incoming {
+                let connection = connection.socket
+                try connection.setTcpNodelay(true)
+                Task(executorPreference: socket.reactor) {
+                    await serveConnection(connection, echo: echo, stats: stats)
+                }
+            }
+        case .udpEcho:
+            for try await datagram in socket.datagrams(maxSize: maxDatagramSize) {
+                stats.add(1)
+                _ = try await socket.sendTo(datagram.bytes, to: datagram.address)
+            }
+        case .udpSink:
+            _ = try await receiveDatagrams(socket, stopAtMarker: false, stats: stats)
+        case .acceptDrain, .udpDrain:
+            break
+        }
+    } catch {
+        printError("socket2-server: \(mode.rawValue) loop ended: \(error)")
+    }
+}
+
+/// Echoes (or discards) what a connection sends until the peer closes it.
+private func serveConnection(_ connection: AsyncSocket, echo: Bool, stats: ServerStats) async {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: receiveBufferSize, alignment: 16)
+    defer { buffer.deallocate() }
+    do {
+        while true {
+            let count = try await connection.recv(into: buffer)
+            if count == 0 { break }
+            if echo {
+                stats.add(1)
+                try await connection.sendAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            } else {
+                stats.add(count)
+            }
+        }
+    } catch {
+        // Reset by the peer: the connection ends.
+    }
+    try? await connection.close()
+}
+
+/// The largest datagram the UDP servers take (the scenarios send at most 1,200 bytes).
+private let maxDatagramSize = 2048
+
+/// Receives datagrams and counts them; with `stopAtMarker`, until the drain's 1-byte end marker.
+private func receiveDatagrams(_ socket: AsyncSocket, stopAtMarker: Bool, stats: ServerStats) async throws -> Int {
+    var received = 0
+    for try await datagram in socket.datagrams(maxSize: maxDatagramSize) {
+        if stopAtMarker && datagram.bytes.count == drainMarkerSize { break }
+        received += 1
+        stats.add(1)
+    }
+    return received
+}
+
+/// The io_uring setup flags this kernel accepts, in the order the reactor tries them (the
+/// reactor does not say which it chose).
+func ioUringSetupFlags() -> String {
+    let flags = cbench_probe_io_uring_flags()
+    guard flags >= 0 else { return "none accepted (errno \(-flags))" }
+    let names: [(Int, String)] = [
+        (1 << 12, "SINGLE_ISSUER"), (1 << 13, "DEFER_TASKRUN"), (1 << 8, "COOP_TASKRUN"),
+        (1 << 7, "SUBMIT_ALL"), (1 << 3, "CQSIZE"),
+    ]
+    let set = names.filter { flags & $0.0 != 0 }.map(\.1)
+    return set.isEmpty ? "none" : set.joined(separator: "|")
+}
