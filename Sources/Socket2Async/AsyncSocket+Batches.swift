@@ -210,6 +210,13 @@ final class BatchReceiver: @unchecked Sendable {
         batch.count = try await socket.receiveWhenReadable { (socket) throws(Errno) in
             try socket.recvmmsg(into: batch.slots)
         }
+        // A batch that is not full emptied the queue: wait for the next edge rather than try a
+        // call that would fail with EAGAIN. (Any datagram that arrives later raises a new edge,
+        // which the reactor thread sees only after this.)
+        let reactor = socket.reactor
+        if batch.count < batch.capacity && reactor.tracksReadiness && reactor.isCurrent {
+            socket.io.readReady = false
+        }
         return batch
     }
 }
