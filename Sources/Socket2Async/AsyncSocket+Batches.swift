@@ -167,12 +167,10 @@ public final class ReceivedDatagramBatch {
         var next: (CInt, UInt32)? = first
         while let (result, flags) = next {
             stream.withDatagram(result, flags) { datagram in
-                // The ring's buffers may hold a few bytes more than `maxSize`: keep `maxSize`.
-                let kept = UnsafeRawBufferPointer(rebasing: datagram.payload.prefix(slots.bufferSize))
-                try? slots.setBytes(kept, at: count)
+                // At most `maxSize` bytes (longer datagrams are cut, with MSG_TRUNC): it fits.
+                try? slots.setBytes(datagram.payload, at: count)
                 slots.setAddress(datagram.name.isEmpty ? nil : datagram.address, at: count)
-                ringFlags[count] = RecvFlags(rawValue: datagram.flags.rawValue
-                                             | (kept.count < datagram.payload.count ? CInt(MSG_TRUNC) : 0))
+                ringFlags[count] = datagram.flags
                 ringPacketInfo[count] = datagram.control.isEmpty ? nil : PacketInfo.find(in: datagram.control)
                 count += 1
             }
@@ -197,7 +195,7 @@ final class BatchReceiver: @unchecked Sendable {
                                       fromRing: multishot)
     }
 
-    func next() async throws -> ReceivedDatagramBatch {
+    nonisolated(nonsending) func next() async throws -> ReceivedDatagramBatch {
         let batch = self.batch
         if let stream {
             // A completion whose buffer does not hold a valid datagram fills nothing: wait again.

@@ -21,7 +21,7 @@ extension AsyncSocket {
     /// the result. Descriptors received (`SCM_RIGHTS`) are close-on-exec and owned by the result's
     /// `ReceivedDescriptors`, which closes those not taken. A call cancelled while it waits
     /// received nothing: no descriptor is lost or leaked.
-    public func recvMsg(
+    public nonisolated(nonsending) func recvMsg(
         into buffers: [UnsafeMutableRawBufferPointer], control: inout ControlMessageBuffer,
         flags: MessageFlags = []
     ) async throws -> ReceivedMessage {
@@ -32,7 +32,7 @@ extension AsyncSocket {
 
     /// Receives a message into `buffer` with its sender and control messages decoded (see
     /// `recvMsg(into:control:flags:)`).
-    public func recvMsg(
+    public nonisolated(nonsending) func recvMsg(
         into buffer: UnsafeMutableRawBufferPointer, control: inout ControlMessageBuffer,
         flags: MessageFlags = []
     ) async throws -> ReceivedMessage {
@@ -43,7 +43,7 @@ extension AsyncSocket {
     /// messages: `recvmsg(2)` or `IORING_OP_RECVMSG`, with `MSG_CMSG_CLOEXEC` and `flags`.
     /// Returns the bytes and the message's facts (count, sender, flags, decoded control
     /// messages, which own any descriptors received).
-    public func recvMsg(
+    public nonisolated(nonsending) func recvMsg(
         maxCount: Int, controlCapacity: Int, flags: MessageFlags = []
     ) async throws -> (bytes: [UInt8], message: ReceivedMessage) {
         try await withScratch(max(maxCount, 0)) { buffer in
@@ -55,7 +55,7 @@ extension AsyncSocket {
     /// The raw `recvMsg` with `controlCapacity` bytes of control memory of its own, decoded at
     /// once: from the kernel's write to the parse nothing can suspend, so every descriptor
     /// received ends up owned by the result.
-    private func recvMsg(
+    private nonisolated(nonsending) func recvMsg(
         into buffers: [UnsafeMutableRawBufferPointer], controlCapacity: Int, flags: MessageFlags
     ) async throws -> ReceivedMessage {
         let capacity = max(controlCapacity, 0)
@@ -78,7 +78,7 @@ extension AsyncSocket {
     /// Sends a message gathered from `buffers` with the control messages encoded in `control`,
     /// optionally to `address`: `sendmsg(2)` or `IORING_OP_SENDMSG`, with `MSG_NOSIGNAL` and
     /// `flags`. Returns the number of bytes sent.
-    public func sendMsg(
+    public nonisolated(nonsending) func sendMsg(
         _ buffers: [UnsafeRawBufferPointer], to address: SockAddr? = nil,
         control: ControlMessageBuffer, flags: MessageFlags = []
     ) async throws -> Int {
@@ -91,7 +91,7 @@ extension AsyncSocket {
 
     /// Sends `bytes` with the control messages encoded in `control`, optionally to `address`:
     /// `sendmsg(2)` or `IORING_OP_SENDMSG`, with `MSG_NOSIGNAL` and `flags`.
-    public func sendMsg(
+    public nonisolated(nonsending) func sendMsg(
         _ bytes: [UInt8], to address: SockAddr? = nil, control: ControlMessageBuffer,
         flags: MessageFlags = []
     ) async throws -> Int {
@@ -103,7 +103,7 @@ extension AsyncSocket {
     ///
     /// - Throws: `Errno.invalidArgument` when a message's value does not fit its C field, or
     ///   what the send throws.
-    public func sendMsg(
+    public nonisolated(nonsending) func sendMsg(
         _ bytes: [UInt8], to address: SockAddr? = nil, control: [ControlMessage],
         flags: MessageFlags = []
     ) async throws -> Int {
@@ -120,7 +120,7 @@ extension AsyncSocket {
     /// default is one zero byte). At most 253 descriptors (`SCM_MAX_FD`) per message.
     ///
     /// Returns the number of bytes sent.
-    public func sendDescriptors(
+    public nonisolated(nonsending) func sendDescriptors(
         _ descriptors: [CInt], bytes: [UInt8] = [0], to address: SockAddr? = nil
     ) async throws -> Int {
         try await sendMsg(bytes, to: address, control: [.rights(descriptors)])

@@ -13,7 +13,7 @@ import SystemPackage
 extension AsyncSocket {
     /// Receives into `buffer`: `recv(2)` or `IORING_OP_RECV`. Returns the number of bytes
     /// received; 0 means end of stream (the peer shut down its side) for a stream socket.
-    public func recv(into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []) async throws -> Int {
+    public nonisolated(nonsending) func recv(into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []) async throws -> Int {
         let base = buffer.baseAddress, count = buffer.count, raw = flags.rawValue
         if let result = try attempt(input: true, requested: count, flags: raw, {
             sys_recv($0, base, count, raw)
@@ -28,7 +28,7 @@ extension AsyncSocket {
     }
 
     /// Receives up to `maxCount` bytes; an empty array means end of stream.
-    public func recv(maxCount: Int) async throws -> [UInt8] {
+    public nonisolated(nonsending) func recv(maxCount: Int) async throws -> [UInt8] {
         guard maxCount > 0 else { return [] }
         return try await withScratch(maxCount) { buffer in
             let count = try await recv(into: buffer)
@@ -37,7 +37,7 @@ extension AsyncSocket {
     }
 
     /// Receives a datagram and its sender: `recvfrom(2)` or `IORING_OP_RECVMSG`.
-    public func recvFrom(
+    public nonisolated(nonsending) func recvFrom(
         into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []
     ) async throws -> (count: Int, address: SockAddr) {
         let base = buffer.baseAddress, count = buffer.count, raw = flags.rawValue
@@ -64,7 +64,7 @@ extension AsyncSocket {
     }
 
     /// Receives a datagram of up to `maxCount` bytes and its sender.
-    public func recvFrom(maxCount: Int) async throws -> (bytes: [UInt8], address: SockAddr) {
+    public nonisolated(nonsending) func recvFrom(maxCount: Int) async throws -> (bytes: [UInt8], address: SockAddr) {
         try await withScratch(max(maxCount, 0)) { buffer in
             let (count, address) = try await recvFrom(into: buffer)
             return (Array(UnsafeRawBufferPointer(rebasing: buffer[..<min(count, buffer.count)])), address)
@@ -80,7 +80,7 @@ extension AsyncSocket {
     /// - Returns: the bytes received, the message's flags (`MSG_TRUNC`, `MSG_CTRUNC`, …), the
     ///   length of the control data written into `control`, and the sender's address (`nil`
     ///   when the kernel gave none, as on a connected stream).
-    public func recvMsg(
+    public nonisolated(nonsending) func recvMsg(
         into buffers: [UnsafeMutableRawBufferPointer], control: UnsafeMutableRawBufferPointer? = nil,
         flags: MessageFlags = []
     ) async throws -> (count: Int, flags: RecvFlags, controlLength: Int, address: SockAddr?) {
@@ -123,7 +123,7 @@ extension AsyncSocket {
 extension AsyncSocket {
     /// Sends from `buffer`: `send(2)` or `IORING_OP_SEND`, with `MSG_NOSIGNAL`. Returns the
     /// number of bytes sent, which may be fewer than `buffer.count` on a stream socket.
-    public func send(_ buffer: UnsafeRawBufferPointer, flags: MessageFlags = []) async throws -> Int {
+    public nonisolated(nonsending) func send(_ buffer: UnsafeRawBufferPointer, flags: MessageFlags = []) async throws -> Int {
         let base = buffer.baseAddress, count = buffer.count, raw = flags.rawValue
         if let result = try attempt(input: false, requested: count, flags: raw, {
             sys_send($0, base, count, raw)
@@ -138,7 +138,7 @@ extension AsyncSocket {
     }
 
     /// Sends `bytes`; returns how many were sent.
-    public func send(_ bytes: [UInt8]) async throws -> Int {
+    public nonisolated(nonsending) func send(_ bytes: [UInt8]) async throws -> Int {
         if let result = try bytes.withUnsafeBytes({ buffer in
             try attempt(input: false, requested: buffer.count, flags: 0) {
                 sys_send($0, buffer.baseAddress, buffer.count, 0)
@@ -150,7 +150,7 @@ extension AsyncSocket {
     }
 
     /// Sends all of `buffer`, waiting as often as needed.
-    public func sendAll(_ buffer: UnsafeRawBufferPointer) async throws {
+    public nonisolated(nonsending) func sendAll(_ buffer: UnsafeRawBufferPointer) async throws {
         var offset = 0
         repeat {
             offset += try await send(UnsafeRawBufferPointer(rebasing: buffer[offset...]))
@@ -158,7 +158,7 @@ extension AsyncSocket {
     }
 
     /// Sends all of `bytes`, waiting as often as needed.
-    public func sendAll(_ bytes: [UInt8]) async throws {
+    public nonisolated(nonsending) func sendAll(_ bytes: [UInt8]) async throws {
         let sent = try bytes.withUnsafeBytes { buffer in
             try attempt(input: false, requested: buffer.count, flags: 0) {
                 sys_send($0, buffer.baseAddress, buffer.count, 0)
@@ -169,7 +169,7 @@ extension AsyncSocket {
     }
 
     /// Sends a datagram to `address`: `sendto(2)` or `IORING_OP_SENDMSG`.
-    public func sendTo(_ buffer: UnsafeRawBufferPointer, to address: SockAddr) async throws -> Int {
+    public nonisolated(nonsending) func sendTo(_ buffer: UnsafeRawBufferPointer, to address: SockAddr) async throws -> Int {
         let base = buffer.baseAddress, count = buffer.count
         let storage = address.asStorage().raw, length = address.len()
         if let result = try attempt(input: false, requested: count, flags: 0, { fd in
@@ -190,7 +190,7 @@ extension AsyncSocket {
     }
 
     /// Sends `bytes` as one datagram to `address`.
-    public func sendTo(_ bytes: [UInt8], to address: SockAddr) async throws -> Int {
+    public nonisolated(nonsending) func sendTo(_ bytes: [UInt8], to address: SockAddr) async throws -> Int {
         if let result = try bytes.withUnsafeBytes({ buffer in
             try attempt(input: false, requested: buffer.count, flags: 0) { fd in
                 address.withSockaddrPointer { sys_sendto(fd, buffer.baseAddress, buffer.count, 0, $0, $1) }
@@ -203,7 +203,7 @@ extension AsyncSocket {
 
     /// Sends a message gathered from several buffers, optionally to `address` and with control
     /// messages: `sendmsg(2)` or `IORING_OP_SENDMSG`, with `MSG_NOSIGNAL`.
-    public func sendMsg(
+    public nonisolated(nonsending) func sendMsg(
         _ buffers: [UnsafeRawBufferPointer], to address: SockAddr? = nil,
         control: UnsafeRawBufferPointer? = nil, flags: MessageFlags = []
     ) async throws -> Int {
@@ -241,7 +241,7 @@ extension AsyncSocket {
 
 /// Runs `body` with `count` bytes of fresh memory, released when it returns.
 @inline(__always)
-func withScratch<R>(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) async throws -> R) async throws -> R {
+nonisolated(nonsending) func withScratch<R>(_ count: Int, _ body: nonisolated(nonsending) (UnsafeMutableRawBufferPointer) async throws -> R) async throws -> R {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
     defer { buffer.deallocate() }
     return try await body(buffer)
@@ -249,8 +249,8 @@ func withScratch<R>(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) async 
 
 /// Runs `body` with a copy of `bytes` that stays valid across suspension points.
 @inline(__always)
-func withCopy<C: Collection<UInt8>, R>(
-    _ bytes: C, _ body: (UnsafeRawBufferPointer) async throws -> R
+nonisolated(nonsending) func withCopy<C: Collection<UInt8>, R>(
+    _ bytes: C, _ body: nonisolated(nonsending) (UnsafeRawBufferPointer) async throws -> R
 ) async throws -> R {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
     defer { buffer.deallocate() }

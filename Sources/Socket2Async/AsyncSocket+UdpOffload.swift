@@ -16,7 +16,7 @@ extension AsyncSocket {
     ///
     /// The kernel refuses more than `UDP_MAX_SEGMENTS` segments (64; 128 on recent kernels) with
     /// `EINVAL`, and segments larger than the path MTU with `EMSGSIZE`. Returns the bytes sent.
-    public func sendSegmented(
+    public nonisolated(nonsending) func sendSegmented(
         _ buffer: UnsafeRawBufferPointer, segmentSize: UInt16, to address: SockAddr? = nil,
         flags: MessageFlags = []
     ) async throws -> Int {
@@ -27,7 +27,7 @@ extension AsyncSocket {
     /// Sends `bytes` as datagrams of `segmentSize` bytes in one `sendmsg(2)` or
     /// `IORING_OP_SENDMSG` with a `UDP_SEGMENT` control message (see
     /// `sendSegmented(_:segmentSize:to:flags:)`).
-    public func sendSegmented(
+    public nonisolated(nonsending) func sendSegmented(
         _ bytes: [UInt8], segmentSize: UInt16, to address: SockAddr? = nil, flags: MessageFlags = []
     ) async throws -> Int {
         try await sendMsg(bytes, to: address, control: [.udpSegment(segmentSize)], flags: flags)
@@ -44,7 +44,7 @@ extension AsyncSocket {
     /// with `CoalescedDatagrams.datagramRanges`. With io_uring too, the receive is a
     /// `recvmsg(2)` made when the socket is readable (after an `IORING_OP_RECV` of zero bytes
     /// with `MSG_PEEK` if it was not), so that `buffer` is written only while the call runs.
-    public func recvCoalesced(
+    public nonisolated(nonsending) func recvCoalesced(
         into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []
     ) async throws -> CoalescedDatagrams {
         try await receiveWhenReadable { (socket) throws(Errno) in try socket.recvCoalesced(into: buffer, flags: flags) }
@@ -53,7 +53,7 @@ extension AsyncSocket {
     /// Receives one buffer of coalesced datagrams of up to `maxCount` bytes (see
     /// `recvCoalesced(into:flags:)`) and returns its bytes; split them with
     /// `CoalescedDatagrams.split(_:segmentSize:)`.
-    public func recvCoalesced(
+    public nonisolated(nonsending) func recvCoalesced(
         maxCount: Int = 65_535, flags: MessageFlags = []
     ) async throws -> (bytes: [UInt8], datagrams: CoalescedDatagrams) {
         try await withScratch(max(maxCount, 0)) { buffer in

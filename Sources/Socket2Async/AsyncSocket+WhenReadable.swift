@@ -17,7 +17,7 @@ extension AsyncSocket {
     /// The call is tried at once except on the reactor thread of an epoll reactor that knows the
     /// socket is not readable. Cancellation while waiting throws `CancellationError`, and nothing
     /// was received then. For datagram sockets only (see ``waitUntilReadable()``).
-    func receiveWhenReadable<R>(_ call: (SockRef) throws(Errno) -> R) async throws -> R {
+    nonisolated(nonsending) func receiveWhenReadable<R>(_ call: (SockRef) throws(Errno) -> R) async throws -> R {
         var outcome: R?
         while true {
             let done = try tryInput { fd in
@@ -52,7 +52,7 @@ extension AsyncSocket {
     /// wait that is cancelled loses nothing.
     ///
     /// On a stream socket a zero-byte receive does not wait for data: datagram sockets only.
-    func waitUntilReadable() async throws {
+    nonisolated(nonsending) func waitUntilReadable() async throws {
         _ = try await recv(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), flags: .peek)
     }
 }

@@ -79,7 +79,8 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
         let result: Int
         if reactor.isCurrent {
             if io.closed { throw ReactorError.socketClosed }
-            guard io.isReady(input: input) else { return nil }
+            // Not while operations of this direction wait: they come first.
+            guard io.isReady(input: input), (input ? io.inputHead : io.outputHead) < 0 else { return nil }
             result = call(io.fd)
             if input {
                 io.noteInput(result, requested: requested, flags: flags)
@@ -97,7 +98,7 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
 
     /// Runs operation `kind` on the reactor (the slow path, after `attempt`).
     @inline(__always)
-    func wait<R>(
+    nonisolated(nonsending) func wait<R>(
         _ kind: OpKind, timeout: Duration? = nil,
         prepare: (UnsafeMutablePointer<OpRecord>) -> Void,
         finish: (Int, UnsafeMutablePointer<OpRecord>) throws -> R
@@ -115,7 +116,7 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     /// The new socket uses the same reactor. When the process is out of descriptors
     /// (`EMFILE`, `ENFILE`), the call does not fail: the connection stays queued in the kernel
     /// and accepting is retried after a delay (1 ms, doubling up to 100 ms) until it succeeds.
-    public func accept() async throws -> (socket: AsyncSocket, address: SockAddr) {
+    public nonisolated(nonsending) func accept() async throws -> (socket: AsyncSocket, address: SockAddr) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         if reactor.isCurrent ? io.isReady(input: true) && !io.closed : true {
@@ -149,13 +150,13 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     }
 
     /// Connects to `address`: `connect(2)` and a wait for writability, or `IORING_OP_CONNECT`.
-    public func connect(_ address: SockAddr) async throws {
+    public nonisolated(nonsending) func connect(_ address: SockAddr) async throws {
         try await connect(address, timeout: nil)
     }
 
     /// Connects to `address`, failing with `Errno.timedOut` (`ETIMEDOUT`) when the connection
     /// is not made within `timeout` (`nil`: no limit but the kernel's).
-    public func connect(_ address: SockAddr, timeout: Duration?) async throws {
+    public nonisolated(nonsending) func connect(_ address: SockAddr, timeout: Duration?) async throws {
         let storage = address.asStorage().raw, length = address.len()
         try await wait(.connect, timeout: timeout, prepare: { record in
             record.pointee.address = storage
@@ -165,7 +166,7 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     }
 
     /// Shuts down one or both directions: `shutdown(2)`, or `IORING_OP_SHUTDOWN`.
-    public func shutdown(_ how: Shutdown) async throws {
+    public nonisolated(nonsending) func shutdown(_ how: Shutdown) async throws {
         let raw: CInt
         switch how {
         case .read: raw = CInt(SHUT_RD)
@@ -181,7 +182,7 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     /// ``ReactorError/socketClosed``, once the kernel has let go of their buffers), then the
     /// descriptor is closed (`close(2)`, or `IORING_OP_CLOSE`). Closing a closed socket does
     /// nothing.
-    public func close() async throws {
+    public nonisolated(nonsending) func close() async throws {
         let reactor = self.reactor, io = self.io
         do {
             try await reactor.onReactor {

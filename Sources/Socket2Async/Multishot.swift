@@ -38,12 +38,15 @@ final class MultishotStream: @unchecked Sendable {
     private var group: UInt16 = 0
     /// Buffers the kernel may fill.
     private(set) var freeBuffers = 0
+    /// Longer datagrams are truncated to this.
+    private let maxSize: Int
 
     /// `controlCapacity`: bytes of control data each received datagram may bring (recvmsg).
     init(kind: Kind, io: IOState, backend: URingBackend, maxSize: Int, controlCapacity: Int = 0) throws {
         self.kind = kind
         self.io = io
         self.backend = backend
+        self.maxSize = maxSize
         template = .allocate(capacity: 1)
         template.initialize(to: msghdr())
         guard kind == .recvMsg else { return }
@@ -148,7 +151,9 @@ final class MultishotStream: @unchecked Sendable {
     private func discard(_ result: CInt, _ flags: UInt32) {
         guard result >= 0 else { return }
         switch kind {
-        case .accept: _ = sys_close(result)
+        case .accept:
+            // Never drop an accepted connection the socket's user may still want.
+            if io.closed || io.released { _ = sys_close(result) } else { io.strandedConnections.append(result) }
         case .recvMsg: if flags & IORING_CQE_F_BUFFER != 0 { recycle(Int(flags >> IORING_CQE_BUFFER_SHIFT)) }
         }
     }
@@ -169,14 +174,15 @@ final class MultishotStream: @unchecked Sendable {
         let buffer = buffers + id * bufferSize
         guard let out = io_uring_recvmsg_validate(buffer, result, template) else { return nil }
         let payload = io_uring_recvmsg_payload(out, template)
-        let length = Int(io_uring_recvmsg_payload_length(out, result, template))
+        let whole = Int(io_uring_recvmsg_payload_length(out, result, template))
+        let length = min(whole, maxSize)
         let name = UnsafeRawPointer(io_uring_recvmsg_name(out)!)
         return body(RingDatagram(
             payload: UnsafeRawBufferPointer(start: payload, count: length),
             name: UnsafeRawBufferPointer(start: name, count: min(Int(out.pointee.namelen), Int(template.pointee.msg_namelen))),
             control: UnsafeRawBufferPointer(start: name + Int(template.pointee.msg_namelen),
                                             count: min(Int(out.pointee.controllen), template.pointee.msg_controllen)),
-            flags: RecvFlags(rawValue: CInt(bitPattern: out.pointee.flags))))
+            flags: RecvFlags(rawValue: CInt(bitPattern: out.pointee.flags) | (length < whole ? CInt(MSG_TRUNC) : 0))))
     }
 
     private func recycle(_ id: Int) {
@@ -216,7 +222,7 @@ final class MultishotHandle: @unchecked Sendable {
     }
 
     /// Waits for the next element (reactor thread) and makes it with `finish`.
-    func next<R>(_ finish: (MultishotStream, Int, UInt32) throws -> R) async throws -> R {
+    nonisolated(nonsending) func next<R>(_ finish: (MultishotStream, Int, UInt32) throws -> R) async throws -> R {
         let reactor = socket.reactor, io = socket.io
         return try await reactor.onReactor {
             if stream == nil {
@@ -233,7 +239,7 @@ final class MultishotHandle: @unchecked Sendable {
         }
     }
 
-    func nextConnection() async throws -> (socket: AsyncSocket, address: SockAddr) {
+    nonisolated(nonsending) func nextConnection() async throws -> (socket: AsyncSocket, address: SockAddr) {
         let reactor = socket.reactor, isStream = socket.io.isStream
         return try await next { _, fd, _ in
             var storage = sockaddr_storage()
@@ -243,7 +249,7 @@ final class MultishotHandle: @unchecked Sendable {
         }
     }
 
-    func nextDatagram() async throws -> (bytes: [UInt8], address: SockAddr) {
+    nonisolated(nonsending) func nextDatagram() async throws -> (bytes: [UInt8], address: SockAddr) {
         try await next { stream, count, flags in stream.takeDatagram(CInt(count), flags) }
     }
 }

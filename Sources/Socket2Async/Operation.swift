@@ -261,6 +261,11 @@ final class IOState: @unchecked Sendable {
     /// The peer closed its side or the socket failed: reads never wait again.
     var inputClosed = false
     var closed = false
+    /// The socket's owner is gone (the descriptor is closed or being closed).
+    var released = false
+    /// Connections a stopped multishot accept took from the kernel after its iterator went away:
+    /// the next accept or stream of the socket gets them first (io_uring).
+    var strandedConnections: [CInt] = []
     /// The epoll registration (index | generation << 32 in the reactor's table), 0 when none.
     var registration: UInt64 = 0
     /// Pending operations waiting for input and for output, oldest first.
@@ -271,11 +276,15 @@ final class IOState: @unchecked Sendable {
     /// The close that waits for `pendingCount` to reach zero (io_uring).
     var closeWaiter: Int32 = -1
 
+    /// With epoll both flags follow readiness events. With io_uring receives always go through
+    /// the ring (`readReady` stays false), while a send is first tried directly (`writeReady`
+    /// starts true, is cleared by `EAGAIN` and set again when a ring send completes): sending
+    /// rarely has to wait, and a direct call then spares a completion and a task switch.
     init(fd: CInt, isStream: Bool, tracksReadiness: Bool) {
         self.fd = fd
         self.isStream = isStream
         readReady = tracksReadiness
-        writeReady = tracksReadiness
+        writeReady = true
     }
 
     @inline(__always)

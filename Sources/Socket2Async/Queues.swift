@@ -1,8 +1,15 @@
 import Synchronization
 
+/// A job and how to run it: as the reactor's task executor (a task preferring the reactor), or
+/// isolated to its serial executor (an actor whose executor is the reactor).
+struct QueuedJob {
+    var job: UnownedJob
+    var isolated: Bool
+}
+
 /// A growable ring buffer of jobs: the reactor thread's run queue. Single-threaded.
 struct JobQueue: ~Copyable {
-    private var storage: UnsafeMutablePointer<UnownedJob>
+    private var storage: UnsafeMutablePointer<QueuedJob>
     private var capacity: Int
     private var head = 0
     private(set) var count = 0
@@ -17,14 +24,14 @@ struct JobQueue: ~Copyable {
     var isEmpty: Bool { count == 0 }
 
     @inline(__always)
-    mutating func push(_ job: UnownedJob) {
+    mutating func push(_ job: QueuedJob) {
         if count == capacity { grow() }
         (storage + ((head + count) & (capacity - 1))).initialize(to: job)
         count += 1
     }
 
     @inline(__always)
-    mutating func pop() -> UnownedJob? {
+    mutating func pop() -> QueuedJob? {
         guard count > 0 else { return nil }
         let job = (storage + head).move()
         head = (head + 1) & (capacity - 1)
@@ -33,7 +40,7 @@ struct JobQueue: ~Copyable {
     }
 
     private mutating func grow() {
-        let larger = UnsafeMutablePointer<UnownedJob>.allocate(capacity: capacity * 2)
+        let larger = UnsafeMutablePointer<QueuedJob>.allocate(capacity: capacity * 2)
         for offset in 0..<count {
             (larger + offset).initialize(to: (storage + ((head + offset) & (capacity - 1))).move())
         }
@@ -47,6 +54,8 @@ struct JobQueue: ~Copyable {
 /// Work handed to the reactor by other threads.
 enum InboxItem: Sendable {
     case job(UnownedJob)
+    /// A job of an actor whose executor is the reactor.
+    case isolatedJob(UnownedJob)
     /// Cancel the operation with this id (a task cancelled on another thread).
     case cancel(OpID)
     /// The socket of this state is gone: drop its registration.

@@ -66,6 +66,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// Set when the reactor stops taking operations.
     let isShutDown = Atomic<Bool>(false)
     private var startupError: (any Error)?
+    private let serialCompanion: ReactorSerialExecutor
     private var unownedSerial: UnownedSerialExecutor!
     private var unownedTask: UnownedTaskExecutor!
 
@@ -100,8 +101,10 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         let fd = sys_eventfd()
         guard fd >= 0 else { throw ResultCode.error(for: fd) }
         wakeFD = CInt(fd)
-        unownedSerial = UnownedSerialExecutor(ordinary: self)
+        serialCompanion = ReactorSerialExecutor()
+        unownedSerial = UnownedSerialExecutor(ordinary: serialCompanion)
         unownedTask = UnownedTaskExecutor(ordinary: self)
+        serialCompanion.reactor = self
         let latch = Latch()
         thread = spawnThread(name: "socket2-reactor") { [self] in
             threadMain(requested: requested, failIoUringProbe: failIoUringProbe, latch: latch)
@@ -159,6 +162,9 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         }
     }
 
+    /// The reactor's thread (for diagnostics and tests).
+    var threadHandle: pthread_t { thread }
+
     /// Whether the caller runs on the reactor thread.
     public var isCurrent: Bool {
         @inline(__always) get { pthread_equal(pthread_self(), threadID) != 0 }
@@ -166,15 +172,34 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     // MARK: Executor
 
+    // A job reaches the reactor in one of two roles. As the task executor (a task that prefers
+    // the reactor) it runs with no isolation, so that calling nonisolated async code on the
+    // reactor thread costs no executor switch. As a serial executor (an actor whose executor is
+    // `asUnownedSerialExecutor()`, which is a small companion object so that the two kinds of
+    // job can be told apart) it runs isolated to that executor.
+
+    /// Enqueues a job of a task that prefers the reactor.
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         if isCurrent && !threadFinished {
-            runQueue.push(job)
+            runQueue.push(QueuedJob(job: job, isolated: false))
         } else {
             post(.job(job))
         }
     }
 
+    /// Enqueues a job of an actor whose executor is the reactor.
+    func enqueueIsolated(_ job: UnownedJob) {
+        if isCurrent && !threadFinished {
+            runQueue.push(QueuedJob(job: job, isolated: true))
+        } else {
+            post(.isolatedJob(job))
+        }
+    }
+
+    /// The reactor as the serial executor of actors: `nonisolated var unownedExecutor:
+    /// UnownedSerialExecutor { reactor.asUnownedSerialExecutor() }` runs the actor on the
+    /// reactor thread.
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor { unownedSerial }
 
     public func asUnownedTaskExecutor() -> UnownedTaskExecutor { unownedTask }
@@ -187,9 +212,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     func post(_ item: InboxItem) {
         let (accepted, wake) = inbox.push(item)
         if wake { sys_eventfd_signal(wakeFD) }
-        if !accepted, case .job(let job) = item {
-            OrphanedJobRunner.shared.enqueue(job, serial: unownedSerial, task: unownedTask)
-        }
+        if !accepted { orphan(item) }
     }
 
     // MARK: The loop
@@ -251,17 +274,31 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @inline(__always)
     private func runJobs() {
         var budget = 4096
-        while budget > 0, let job = runQueue.pop() {
-            job.runSynchronously(isolatedTo: unownedSerial, taskExecutor: unownedTask)
+        while budget > 0, let queued = runQueue.pop() {
+            if queued.isolated {
+                queued.job.runSynchronously(on: unownedSerial)
+            } else {
+                queued.job.runSynchronously(on: unownedTask)
+            }
             budget -= 1
+        }
+    }
+
+    /// A job that can no longer run here goes to the fallback thread.
+    private func orphan(_ item: InboxItem) {
+        switch item {
+        case .job(let job): OrphanedJobRunner.shared.enqueue(job, serial: nil, task: unownedTask)
+        case .isolatedJob(let job): OrphanedJobRunner.shared.enqueue(job, serial: unownedSerial, task: nil)
+        case .cancel, .release, .call: break
         }
     }
 
     private func handle(_ item: InboxItem) {
         switch item {
-        case .job(let job): runQueue.push(job)
+        case .job(let job): runQueue.push(QueuedJob(job: job, isolated: false))
+        case .isolatedJob(let job): runQueue.push(QueuedJob(job: job, isolated: true))
         case .cancel(let id): cancelOperation(id, reason: .cancelled)
-        case .release(let io): impl.forget(io)
+        case .release(let io): forget(io)
         case .call(let body): body()
         }
     }
@@ -281,6 +318,14 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
                 impl.retry(index, record)
             }
         }
+    }
+
+    /// The operations in flight, one line each (reactor thread; diagnostics).
+    func dumpOperations() -> String {
+        ops.indicesInUse().map { index in
+            let record = ops.record(index).pointee
+            return "#\(index) \(record.kind) \(record.state) cancel=\(record.cancelReason) listed=\(record.listed) fd=\(record.fd) closed=\(record.io?.takeUnretainedValue().closed ?? false) pending=\(record.io?.takeUnretainedValue().pendingCount ?? -1) closeWaiter=\(record.io?.takeUnretainedValue().closeWaiter ?? -1)"
+        }.joined(separator: "\n")
     }
 
     /// Schedules `action` for operation `id` in `nanoseconds`.
@@ -303,13 +348,9 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     private func finish() {
         threadFinished = true
-        for item in inbox.close() {
-            if case .job(let job) = item {
-                OrphanedJobRunner.shared.enqueue(job, serial: unownedSerial, task: unownedTask)
-            }
-        }
-        while let job = runQueue.pop() {
-            OrphanedJobRunner.shared.enqueue(job, serial: unownedSerial, task: unownedTask)
+        for item in inbox.close() { orphan(item) }
+        while let queued = runQueue.pop() {
+            orphan(queued.isolated ? .isolatedJob(queued.job) : .job(queued.job))
         }
         impl.destroy()
     }
@@ -416,7 +457,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// `prepare` fills in the record; the backend starts it; the task waits (cancellably) for
     /// its completion; `finish` reads the result and the record before the record is reused.
     @inline(__always)
-    func perform<R>(
+    nonisolated(nonsending) func perform<R>(
         _ kind: OpKind, io: IOState, timeout: Duration? = nil,
         prepare: (UnsafeMutablePointer<OpRecord>) -> Void,
         finish: (Int, UnsafeMutablePointer<OpRecord>) throws -> R
@@ -431,7 +472,15 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         let result = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
                 record.pointee.continuation = continuation
-                impl.start(index, record)
+                // Checked again: a suspension before this point (an executor switch) could have
+                // let a close or a shutdown in.
+                if io.closed {
+                    complete(record, ResultCode.closed)
+                } else if stopping {
+                    complete(record, ResultCode.shutDown)
+                } else {
+                    impl.start(index, record)
+                }
             }
         } onCancel: { [self] in
             requestCancel(id)
@@ -443,7 +492,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// Runs `body` on the reactor thread: at once when already there, else by moving the task
     /// there for the duration (`withTaskExecutorPreference`).
     @inline(__always)
-    func onReactor<R>(_ body: () async throws -> R) async throws -> R {
+    nonisolated(nonsending) func onReactor<R>(_ body: nonisolated(nonsending) () async throws -> R) async throws -> R {
         if isCurrent { return try await body() }
         if isShutDown.load(ordering: .relaxed) { throw ReactorError.shutDown }
         return try await withTaskExecutorPreference(self) {
@@ -455,7 +504,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     /// Closes `io`: cancels its pending operations (they fail with `ReactorError.socketClosed`),
     /// waits until the kernel has let go of them, then closes the descriptor (reactor thread).
-    func close(_ io: IOState) async throws {
+    nonisolated(nonsending) func close(_ io: IOState) async throws {
         if io.closed { return }
         io.closed = true
         for head in [io.inputHead, io.outputHead] {
@@ -478,17 +527,25 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             }
         }
         ops.free(index)
-        impl.forget(io)
+        forget(io)
         _ = try ResultCode.check(result)
     }
 
     /// The socket of `io` is gone without `close` (its owner was deinitialised): forget it.
     func release(_ io: IOState) {
         if isCurrent {
-            impl.forget(io)
+            forget(io)
         } else {
             post(.release(io))
         }
+    }
+
+    /// Drops what the reactor keeps for a closed socket (reactor thread).
+    private func forget(_ io: IOState) {
+        io.released = true
+        for fd in io.strandedConnections { _ = sys_close(fd) }
+        io.strandedConnections.removeAll()
+        impl.forget(io)
     }
 }
 
@@ -500,5 +557,21 @@ extension Duration {
         let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return .max }
         return whole &+ UInt64(attoseconds / 1_000_000_000)
+    }
+}
+
+/// The serial-executor face of a reactor (see `Reactor.asUnownedSerialExecutor()`).
+final class ReactorSerialExecutor: SerialExecutor, @unchecked Sendable {
+    /// Set once, right after the reactor's creation.
+    unowned(unsafe) var reactor: Reactor!
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        reactor.enqueueIsolated(UnownedJob(job))
+    }
+
+    func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
+
+    func checkIsolated() {
+        precondition(reactor.isCurrent, "not on the reactor thread")
     }
 }

@@ -49,8 +49,8 @@ final class OrphanedJobRunner: Sendable {
 
     private struct Entry: Sendable {
         let job: UnownedJob
-        let serial: UnownedSerialExecutor
-        let task: UnownedTaskExecutor
+        let serial: UnownedSerialExecutor?
+        let task: UnownedTaskExecutor?
     }
 
     private let jobs = Mutex<[Entry]>([])
@@ -63,7 +63,8 @@ final class OrphanedJobRunner: Sendable {
         pthread_detach(thread)
     }
 
-    func enqueue(_ job: UnownedJob, serial: UnownedSerialExecutor, task: UnownedTaskExecutor) {
+    /// Runs `job` on `serial` (an actor's job) or `task` (a task's job).
+    func enqueue(_ job: UnownedJob, serial: UnownedSerialExecutor?, task: UnownedTaskExecutor?) {
         jobs.withLock { $0.append(Entry(job: job, serial: serial, task: task)) }
         sys_eventfd_signal(event)
     }
@@ -74,7 +75,11 @@ final class OrphanedJobRunner: Sendable {
             sys_eventfd_drain(event)
             jobs.withLock { swap(&$0, &batch) }
             for entry in batch {
-                entry.job.runSynchronously(isolatedTo: entry.serial, taskExecutor: entry.task)
+                if let serial = entry.serial {
+                    entry.job.runSynchronously(on: serial)
+                } else if let task = entry.task {
+                    entry.job.runSynchronously(on: task)
+                }
             }
             batch.removeAll(keepingCapacity: true)
         }

@@ -126,8 +126,15 @@ final class URingBackend: ReactorBackend {
             startStreamWait(record)
             return
         }
+        if record.pointee.kind == .accept, let io = record.pointee.io?.takeUnretainedValue(),
+           !io.strandedConnections.isEmpty {
+            let fd = io.strandedConnections.removeFirst()
+            record.pointee.addressLength = socklen_t(max(0, sys_getpeername(fd, withUnsafeMutablePointer(to: &record.pointee.address) { $0 })))
+            reactor.complete(record, Int(fd))
+            return
+        }
         submit(record)
-        reactor.markPending(record, input: true)
+        reactor.markPending(record, input: record.pointee.kind.waitsForInput || record.pointee.kind == .close)
     }
 
     /// Queues the request of a one-shot operation.
@@ -287,6 +294,9 @@ final class URingBackend: ReactorBackend {
                         record.pointee.addressLength = OpRecord.messagePointer(record).pointee.msg_namelen
                     }
                 }
+                if !record.pointee.kind.waitsForInput, let io = record.pointee.io?.takeUnretainedValue() {
+                    io.writeReady = true  // the next send may be tried directly again
+                }
                 reactor.complete(record, Int(result))
             }
         }
@@ -308,6 +318,10 @@ final class URingBackend: ReactorBackend {
     /// Starts a wait for the next element of a stream: at once if one is queued.
     private func startStreamWait(_ record: UnsafeMutablePointer<OpRecord>) {
         let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
+        if stream.kind == MultishotStream.Kind.accept, let io = record.pointee.io?.takeUnretainedValue(), !io.strandedConnections.isEmpty {
+            reactor.complete(record, Int(io.strandedConnections.removeFirst()))
+            return
+        }
         if let (result, flags) = stream.popReady() {
             record.pointee.resultFlags = flags
             reactor.complete(record, Int(result))
@@ -327,7 +341,7 @@ final class URingBackend: ReactorBackend {
     /// Submits the stream's multishot request unless it is in the kernel already.
     func arm(_ stream: MultishotStream) {
         guard stream.armed < 0, !stream.stopped, !stream.io.closed, !reactor.stopping else { return }
-        if stream.kind == .recvMsg && stream.freeBuffers == 0 { return }
+        if stream.kind == MultishotStream.Kind.recvMsg && stream.freeBuffers == 0 { return }
         let index = reactor.ops.allocate(.multishot, fd: stream.io.fd, io: stream.io)
         let record = reactor.ops.record(index)
         record.pointee.stream = Unmanaged.passRetained(stream as AnyObject)

@@ -57,7 +57,13 @@ func withReactor<T: Sendable>(
     let reactor = try Reactor(backend: backend)
     #expect(reactor.backend == backend)
     defer { reactor.shutdown() }
-    return try await withTimeout(timeout) { try await body(reactor) }
+    do {
+        return try await withTimeout(timeout) { try await body(reactor) }
+    } catch let error as TimedOut {
+        let dump = try await withTimeout(2) { await onReactor(reactor) { reactor.dumpOperations() } }
+        Issue.record("operations in flight at the deadline:\n\(dump)")
+        throw error
+    }
 }
 
 /// 127.0.0.1:`port`.
