@@ -16,7 +16,7 @@ extension AsyncSocket {
     ///
     /// The call is tried at once except on the reactor thread of an epoll reactor that knows the
     /// socket is not readable. Cancellation while waiting throws `CancellationError`, and nothing
-    /// was received then. For datagram sockets only (see ``waitUntilReadable()``).
+    /// was received then.
     nonisolated(nonsending) func receiveWhenReadable<R>(_ call: (SockRef) throws(Errno) -> R) async throws -> R {
         var outcome: R?
         while true {
@@ -50,9 +50,12 @@ extension AsyncSocket {
     /// `MSG_PEEK`, which the reactor makes when the socket becomes readable (epoll), or
     /// `IORING_OP_RECV` of zero bytes with `MSG_PEEK` (io_uring). The datagram stays queued, so a
     /// wait that is cancelled loses nothing.
-    ///
-    /// On a stream socket a zero-byte receive does not wait for data: datagram sockets only.
     nonisolated(nonsending) func waitUntilReadable() async throws {
-        _ = try await recv(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), flags: .peek)
+        if io.isStream {
+            // A zero-byte receive on a stream returns at once: peek at one byte (or the end).
+            _ = try await withScratch(1) { try await recv(into: $0, flags: .peek) }
+        } else {
+            _ = try await recv(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), flags: .peek)
+        }
     }
 }

@@ -91,6 +91,19 @@ struct AsyncUdpOffloadTests {
         }
     }
 
+    @Test("A coalescing receive on a stream socket waits for data, then reads it", arguments: backends)
+    func coalescedReceiveOnStream(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (first, second) = try unixPair(reactor)
+            let receiving = Task(executorPreference: reactor) { try await second.recvCoalesced(maxCount: 16).bytes }
+            await waitUntilPending(reactor)
+            try await first.sendAll([1, 2, 3])
+            #expect(try await receiving.value == [1, 2, 3])
+            try await first.shutdown(.write)
+            #expect(try await second.recvCoalesced(maxCount: 16).bytes == [])  // end of stream
+        }
+    }
+
     @Test("Cancelling a pending GRO receive loses nothing", arguments: backends)
     func coalescedReceiveCancelled(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
