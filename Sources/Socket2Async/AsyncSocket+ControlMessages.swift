@@ -126,3 +126,68 @@ extension AsyncSocket {
         try await sendMsg(bytes, to: address, control: [.rights(descriptors)])
     }
 }
+
+// MARK: - The core's names
+
+// The core calls these `recvWithControl` / `sendWithControl`. On an `AsyncSocket` the core's
+// synchronous forms would fail with `EAGAIN` whenever they would block; these async forms, which
+// an `await` selects, wait instead.
+
+extension AsyncSocket {
+    /// `recvMsg(into:control:flags:)` under the core's name: receives into `buffers` with control
+    /// messages decoded, waiting when nothing is queued.
+    public nonisolated(nonsending) func recvWithControl(
+        into buffers: [UnsafeMutableRawBufferPointer], control: inout ControlMessageBuffer,
+        flags: MessageFlags = []
+    ) async throws -> ReceivedMessage {
+        try await recvMsg(into: buffers, control: &control, flags: flags)
+    }
+
+    /// `recvMsg(into:control:flags:)` under the core's name, into one buffer.
+    public nonisolated(nonsending) func recvWithControl(
+        into buffer: UnsafeMutableRawBufferPointer, control: inout ControlMessageBuffer,
+        flags: MessageFlags = []
+    ) async throws -> ReceivedMessage {
+        try await recvMsg(into: [buffer], control: &control, flags: flags)
+    }
+
+    /// Receives into `buffer` with up to `controlCapacity` bytes of control messages, decoded:
+    /// `recvmsg(2)` or `IORING_OP_RECVMSG` (see `recvMsg(into:control:flags:)`).
+    public nonisolated(nonsending) func recvWithControl(
+        into buffer: UnsafeMutableRawBufferPointer, controlCapacity: Int, flags: MessageFlags = []
+    ) async throws -> ReceivedMessage {
+        try await recvMsg(into: [buffer], controlCapacity: controlCapacity, flags: flags)
+    }
+
+    /// `recvMsg(maxCount:controlCapacity:flags:)` under the core's name.
+    public nonisolated(nonsending) func recvWithControl(
+        maxCount: Int, controlCapacity: Int, flags: MessageFlags = []
+    ) async throws -> (bytes: [UInt8], message: ReceivedMessage) {
+        try await recvMsg(maxCount: maxCount, controlCapacity: controlCapacity, flags: flags)
+    }
+
+    /// `sendMsg(_:to:control:flags:)` under the core's name: sends `buffers` with the control
+    /// messages in `control`, waiting when the socket cannot take them now.
+    public nonisolated(nonsending) func sendWithControl(
+        _ buffers: [UnsafeRawBufferPointer], to address: SockAddr? = nil,
+        control: ControlMessageBuffer, flags: MessageFlags = []
+    ) async throws -> Int {
+        try await sendMsg(buffers, to: address, control: control, flags: flags)
+    }
+
+    /// `sendMsg(_:to:control:flags:)` under the core's name, from one buffer.
+    public nonisolated(nonsending) func sendWithControl(
+        _ buffer: UnsafeRawBufferPointer, to address: SockAddr? = nil,
+        control: ControlMessageBuffer, flags: MessageFlags = []
+    ) async throws -> Int {
+        try await sendMsg([buffer], to: address, control: control, flags: flags)
+    }
+
+    /// `sendMsg(_:to:control:flags:)` under the core's name: sends `bytes` with the control
+    /// messages `control`, encoded for this call.
+    public nonisolated(nonsending) func sendWithControl(
+        _ bytes: [UInt8], to address: SockAddr? = nil, control: [ControlMessage], flags: MessageFlags = []
+    ) async throws -> Int {
+        try await sendMsg(bytes, to: address, control: control, flags: flags)
+    }
+}

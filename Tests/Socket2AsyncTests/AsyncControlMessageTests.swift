@@ -213,6 +213,26 @@ struct AsyncControlMessageTests {
         }
     }
 
+    @Test("The core's names, awaited, wait instead of failing with EAGAIN", arguments: backends)
+    func coreNames(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (server, serverAddress) = try udpSocket(reactor)
+            try server.setRecvTtlV4(true)
+            let (client, _) = try udpSocket(reactor)
+            let receiving = Task(executorPreference: reactor) {
+                try await server.recvWithControl(maxCount: 64, controlCapacity: 64)
+            }
+            await waitUntilPending(reactor)
+            _ = try await client.sendWithControl([4, 5], to: serverAddress, control: [.ttlV4(5)])
+            let (bytes, message) = try await receiving.value
+            #expect(bytes == [4, 5])
+            guard message.control.count == 1, case .ttlV4(5) = message.control[0] else {
+                Issue.record("expected the TTL sent, got \(message.control)")
+                return
+            }
+        }
+    }
+
     @Test("Control values that do not fit their C field are refused before the kernel sees them", arguments: backends)
     func invalidControlRefused(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
