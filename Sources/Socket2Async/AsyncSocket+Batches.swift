@@ -28,15 +28,16 @@ extension AsyncSocket {
     /// - Parameters:
     ///   - count: the most datagrams in one batch (at least 1).
     ///   - maxSize: the bytes kept of each datagram (at least 1).
-    ///   - packetInfo: switch on and report packet info: `IP_PKTINFO` on an IPv4 socket;
-    ///     `IPV6_RECVPKTINFO` on an IPv6 socket (and `IP_PKTINFO` for the IPv4 datagrams a
-    ///     dual-stack socket receives).
+    ///   - packetInfo: switch on and report packet info: `IP_PKTINFO` on an IPv4 socket,
+    ///     `IPV6_RECVPKTINFO` on an IPv6 socket (where the IPv4 datagrams of a dual-stack socket
+    ///     name IPv4-mapped addresses, `::ffff:a.b.c.d`, as their senders do).
     /// - Throws: `Errno` when the socket refuses the packet info option (not an IP socket).
-    public func datagramBatches(count: Int = 32, maxSize: Int = 2048, packetInfo: Bool = false) throws -> DatagramBatches {
+    public func datagramBatches(
+        count: Int = 32, maxSize: Int = 2048, packetInfo: Bool = false
+    ) throws(Errno) -> DatagramBatches {
         if packetInfo {
             if try domain() == .ipv6 {
                 try setRecvPktinfoV6(true)
-                try? setRecvPktinfoV4(true)
             } else {
                 try setRecvPktinfoV4(true)
             }

@@ -88,6 +88,22 @@ struct AsyncBatchTests {
         }
     }
 
+    @Test("An IPv6 socket's IPv4 datagrams name IPv4-mapped destinations", arguments: backends)
+    func mappedPacketInfo(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            // Bound to ::ffff:127.0.0.1: an IPv6 socket that receives IPv4 loopback datagrams.
+            let receiver = try AsyncSocket(domain: .ipv6, type: .dgram, reactor: reactor)
+            try receiver.bind(SockAddr(SocketAddrV6(IPv4Address.localhost.ipv6Mapped, 0)))
+            let batches = try receiver.datagramBatches(count: 4, maxSize: 64, packetInfo: true)
+            let (sender, _) = try udpSocket(reactor)
+            _ = try await sender.sendTo([9], to: loopback(port(of: try receiver.localAddr())))
+            let (datagrams, _) = try await collect(batches, 1)
+            let mapped = PacketInfo(destination: .v6(IPv4Address.localhost.ipv6Mapped), interfaceIndex: loopbackIndex)
+            #expect(datagrams.map(\.packetInfo) == [mapped])
+            #expect(datagrams.map(\.address) == [SockAddr(SocketAddrV6(IPv4Address.localhost.ipv6Mapped, port(of: try sender.localAddr())))])
+        }
+    }
+
     @Test("More datagrams than the io_uring ring has buffers: the request is re-armed", arguments: backends)
     func moreThanTheRing(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
