@@ -236,6 +236,19 @@ public final class DatagramBatch {
         }
     }
 
+    /// The packet info (`IP_PKTINFO` / `IPV6_PKTINFO`) received with the datagram in slot
+    /// `index`, read in place without allocating (see ``PacketInfo/find(in:)``); `nil` when the
+    /// slot holds none.
+    public func packetInfo(at index: Int) -> PacketInfo? {
+        checkIndex(index)
+        switch controlStates[index] {
+        case .empty, .outgoing:
+            return nil
+        case .received, .parsed:
+            return PacketInfo.find(in: UnsafeRawBufferPointer(rebasing: controlBuffer(at: index)[..<controlLengths[index]]))
+        }
+    }
+
     // MARK: The calls
 
     /// Points the first `count` headers at their slots for a receive, releasing what the slots
