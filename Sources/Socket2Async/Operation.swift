@@ -276,10 +276,11 @@ final class IOState: @unchecked Sendable {
     /// The close that waits for `pendingCount` to reach zero (io_uring).
     var closeWaiter: Int32 = -1
 
-    /// With epoll both flags follow readiness events. With io_uring receives always go through
-    /// the ring (`readReady` stays false), while a send is first tried directly (`writeReady`
-    /// starts true, is cleared by `EAGAIN` and set again when a ring send completes): sending
-    /// rarely has to wait, and a direct call then spares a completion and a task switch.
+    /// With epoll both flags follow readiness events. With io_uring a send is first tried
+    /// directly (`writeReady` starts true, is cleared by `EAGAIN` and set again when a ring send
+    /// completes): sending rarely has to wait, and a direct call then spares a completion and a
+    /// task switch. Receives on a stream go through the ring; on a datagram socket, a receive
+    /// that completed through the ring lets the next one try the queue directly first.
     init(fd: CInt, isStream: Bool, tracksReadiness: Bool) {
         self.fd = fd
         self.isStream = isStream

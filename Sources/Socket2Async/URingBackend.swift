@@ -294,8 +294,13 @@ final class URingBackend: ReactorBackend {
                         record.pointee.addressLength = OpRecord.messagePointer(record).pointee.msg_namelen
                     }
                 }
-                if !record.pointee.kind.waitsForInput, let io = record.pointee.io?.takeUnretainedValue() {
-                    io.writeReady = true  // the next send may be tried directly again
+                if let io = record.pointee.io?.takeUnretainedValue() {
+                    if !record.pointee.kind.waitsForInput {
+                        io.writeReady = true  // the next send may be tried directly again
+                    } else if result > 0 && !io.isStream && record.pointee.kind != .accept {
+                        // Datagrams come in bursts: the next receive tries the queue directly.
+                        io.readReady = true
+                    }
                 }
                 reactor.complete(record, Int(result))
             }
