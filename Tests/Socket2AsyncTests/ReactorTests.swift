@@ -69,6 +69,8 @@ struct ReactorTests {
             let (listener, _) = try tcpListener(reactor)
             let (udp, _) = try udpSocket(reactor)
             let connecting = try AsyncSocket(domain: .ipv4, type: .stream, reactor: reactor)
+            let (streamListener, _) = try tcpListener(reactor)
+            let (streamUDP, _) = try udpSocket(reactor)
             setBufferSize(client, SO_SNDBUF, 4096)
             while client.rawDescriptor >= 0,
                   [UInt8](repeating: 1, count: 65536).withUnsafeBytes({
@@ -81,8 +83,10 @@ struct ReactorTests {
                 Task(executorPreference: reactor) { _ = try await udp.recvFrom(maxCount: 100) },
                 Task { try await connecting.connect(full.address) },
                 Task { _ = try await client.send(big.readOnly) },
+                Task(executorPreference: reactor) { for try await _ in streamListener.incoming {} },
+                Task { for try await _ in streamUDP.datagrams() {} },
             ]
-            await waitUntilPending(reactor, 5)
+            await waitUntilPending(reactor, 7)
             reactor.shutdown()
             for task in tasks {
                 do {
