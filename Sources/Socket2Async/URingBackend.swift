@@ -226,7 +226,7 @@ final class URingBackend: ReactorBackend {
         let delay = previous == 0 ? 1 : min(previous * 2, 100)
         record.pointee.backoffMilliseconds = delay
         record.pointee.backingOff = true
-        reactor.acceptBackoffs.wrappingAdd(1, ordering: .relaxed)
+        if record.pointee.kind != .connect { reactor.acceptBackoffs.wrappingAdd(1, ordering: .relaxed) }
         reactor.schedule(.retry, for: record.pointee.id, in: UInt64(delay) * 1_000_000)
     }
 
@@ -284,6 +284,9 @@ final class URingBackend: ReactorBackend {
                 reactor.complete(record, record.pointee.cancelReason.resultCode)
             } else if record.pointee.kind == .accept && Self.mustBackOff(result)
                         && record.pointee.cancelReason == .none {
+                backOff(record)
+            } else if result == -EAGAIN && record.pointee.kind == .connect {
+                // A Unix listener's queue is full; nothing will signal when it has room.
                 backOff(record)
             } else if result == -EINTR || result == -EAGAIN {
                 submit(record)

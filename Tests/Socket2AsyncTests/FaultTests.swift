@@ -63,3 +63,38 @@ struct FaultTests {
     }
 }
 }
+
+extension AsyncTests.FaultTests {
+    @Test("Connecting to a full Unix listener waits, backs off, and can be cancelled", arguments: backends)
+    func fullUnixListener(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let address = try SockAddr.unixAbstract(Array("socket2-async-full-\(getpid())-\(backend)".utf8))
+            let listener = try AsyncSocket(domain: .unix, type: .stream, reactor: reactor)
+            try listener.bind(address)
+            try listener.listen(0)
+            // One connection fills a backlog of 0; the next connect(2) says EAGAIN.
+            let first = try AsyncSocket(domain: .unix, type: .stream, reactor: reactor)
+            try await first.connect(address)
+            let cancelled = try AsyncSocket(domain: .unix, type: .stream, reactor: reactor)
+            let waiting = Task { try await cancelled.connect(address) }
+            await waitUntilPending(reactor)
+            waiting.cancel()
+            await expectCancelled(waiting)
+            let second = try AsyncSocket(domain: .unix, type: .stream, reactor: reactor)
+            let connecting = Task { try await second.connect(address) }
+            await waitUntilPending(reactor)
+            // While the queue stays full the reactor retries now and then, never in a busy loop
+            // (a measurement window, not a synchronisation: nothing waits for it).
+            let cpuBefore = threadCPUNanoseconds(of: reactor)
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(threadCPUNanoseconds(of: reactor) - cpuBefore < 25_000_000)
+            // Room in the queue: the retried connect gets through.
+            let (accepted, _) = try await listener.accept()
+            try await connecting.value
+            try await second.sendAll([5])
+            let (secondAccepted, _) = try await listener.accept()
+            #expect(try await recvExactly(secondAccepted, 1) == [5])
+            withExtendedLifetime(accepted) {}
+        }
+    }
+}
