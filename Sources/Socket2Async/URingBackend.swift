@@ -31,8 +31,8 @@ final class URingBackend: ReactorBackend {
     var kind: Reactor.Backend { .ioUring }
     var tracksReadiness: Bool { false }
 
-    init(reactor: Reactor, failProbe: Bool) throws {
-        if failProbe { throw ReactorError.ioUringUnavailable("the io_uring probe was made to fail") }
+    init(reactor: Reactor, options: ReactorOptions) throws {
+        if options.failIoUringProbe { throw ReactorError.ioUringUnavailable("the io_uring probe was made to fail") }
         self.reactor = reactor
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
@@ -48,8 +48,8 @@ final class URingBackend: ReactorBackend {
         for flags in flagSets {
             var params = io_uring_params()
             params.flags = flags | IORING_SETUP_CQSIZE
-            params.cq_entries = 8192
-            result = io_uring_queue_init_params(1024, ring, &params)
+            params.cq_entries = options.completionEntries
+            result = io_uring_queue_init_params(options.submissionEntries, ring, &params)
             if result == 0 {
                 features = params.features
                 break
@@ -244,7 +244,10 @@ final class URingBackend: ReactorBackend {
             _ = io_uring_submit_and_wait(ring, 1)
         }
         drain()
-        if io_uring_cq_has_overflow(ring) {
+        // Completions the full queue could not take wait in the kernel's overflow list: flush
+        // them (IORING_ENTER_GETEVENTS) until none is left.
+        while io_uring_cq_has_overflow(ring) {
+            reactor.completionOverflows.wrappingAdd(1, ordering: .relaxed)
             _ = io_uring_get_events(ring)
             drain()
         }

@@ -124,10 +124,10 @@ struct ReactorTests {
 
     @Test("io_uring refused by the kernel: automatic falls back to epoll")
     func ioUringFallback() throws {
-        let reactor = try Reactor(backend: .automatic, failIoUringProbe: true)
+        let reactor = try Reactor(backend: .automatic, options: ReactorOptions(failIoUringProbe: true))
         defer { reactor.shutdown() }
         #expect(reactor.backend == .epoll)
-        #expect(throws: ReactorError.self) { try Reactor(backend: .ioUring, failIoUringProbe: true) }
+        #expect(throws: ReactorError.self) { try Reactor(backend: .ioUring, options: ReactorOptions(failIoUringProbe: true)) }
         let automatic = try Reactor(backend: .automatic)
         defer { automatic.shutdown() }
         #expect(automatic.backend == .ioUring)
@@ -144,6 +144,36 @@ struct ReactorTests {
             #expect(client.reactor === shared)
             _ = try await client.sendTo([42], to: address)
             #expect(try await server.recvFrom(maxCount: 8).bytes == [42])
+        }
+    }
+
+    @Test("io_uring: a completion queue overflow loses nothing")
+    func completionOverflow() async throws {
+        let reactor = try Reactor(backend: .ioUring, options: ReactorOptions(submissionEntries: 8, completionEntries: 16))
+        defer { reactor.shutdown() }
+        try await withTimeout {
+            let count = 200
+            let (sender, _) = try udpSocket(reactor)
+            var sockets: [(AsyncSocket, SockAddr)] = []
+            for _ in 0..<count { sockets.append(try udpSocket(reactor)) }
+            let all = sockets
+            let receivers = Task(executorPreference: reactor) {
+                try await withThrowingTaskGroup(of: [UInt8].self) { group in
+                    for (socket, _) in all {
+                        group.addTask(executorPreference: reactor) { try await socket.recvFrom(maxCount: 8).bytes }
+                    }
+                    var total = 0
+                    for try await bytes in group { total += bytes.count == 1 ? 1 : 0 }
+                    return total
+                }
+            }
+            await waitUntilPending(reactor, count)
+            // All completions become ready at once: far more than the queue holds.
+            for (index, (_, address)) in all.enumerated() {
+                _ = try await sender.sendTo([UInt8(truncatingIfNeeded: index)], to: address)
+            }
+            #expect(try await receivers.value == count)
+            #expect(reactor.completionOverflows.load(ordering: .relaxed) > 0)
         }
     }
 
