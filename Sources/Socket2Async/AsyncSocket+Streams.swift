@@ -29,10 +29,12 @@ extension AsyncSocket {
 
 /// The connections accepted on a listening socket: see ``AsyncSocket/incoming``.
 public struct IncomingConnections: AsyncSequence, Sendable {
+    /// An accepted connection and its peer's address.
     public typealias Element = (socket: AsyncSocket, address: SockAddr)
 
     let listener: AsyncSocket
 
+    /// A new iterator (with io_uring, its own multishot request, started at the first `next()`).
     public func makeAsyncIterator() -> Iterator {
         Iterator(stream: listener.reactor.supportsMultishot ? MultishotHandle(listener, .accept, maxSize: 0) : nil,
                  listener: listener)
@@ -43,6 +45,7 @@ public struct IncomingConnections: AsyncSequence, Sendable {
         let stream: MultishotHandle?
         let listener: AsyncSocket
 
+        /// The next element; `nil` once the socket is closed.
         public mutating func next() async throws -> Element? {
             do {
                 if let stream { return try await stream.nextConnection() }
@@ -56,11 +59,13 @@ public struct IncomingConnections: AsyncSequence, Sendable {
 
 /// The datagrams received on a socket: see ``AsyncSocket/datagrams(maxSize:)``.
 public struct ReceivedDatagrams: AsyncSequence, Sendable {
+    /// A datagram and its sender's address.
     public typealias Element = (bytes: [UInt8], address: SockAddr)
 
     let socket: AsyncSocket
     let maxSize: Int
 
+    /// A new iterator (with io_uring, its own multishot request, started at the first `next()`).
     public func makeAsyncIterator() -> Iterator {
         if socket.reactor.supportsMultishot {
             return Iterator(stream: MultishotHandle(socket, .recvMsg, maxSize: maxSize), scratch: nil, socket: socket)
@@ -74,6 +79,7 @@ public struct ReceivedDatagrams: AsyncSequence, Sendable {
         let scratch: ScratchBuffer?
         let socket: AsyncSocket
 
+        /// The next element; `nil` once the socket is closed.
         public mutating func next() async throws -> Element? {
             do {
                 if let stream { return try await stream.nextDatagram() }

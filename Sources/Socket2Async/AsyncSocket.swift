@@ -76,6 +76,7 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     /// has to wait.
     @inline(__always)
     func attempt(input: Bool, requested: Int, flags: CInt, _ call: (CInt) -> Int) throws -> Int? {
+        if reactor.isShutDown.load(ordering: .relaxed) { throw ReactorError.shutDown }
         let result: Int
         if reactor.isCurrent {
             if io.closed { throw ReactorError.socketClosed }
@@ -119,7 +120,8 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     public nonisolated(nonsending) func accept() async throws -> (socket: AsyncSocket, address: SockAddr) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        if reactor.isCurrent ? io.isReady(input: true) && !io.closed : true {
+        if reactor.isShutDown.load(ordering: .relaxed) { throw ReactorError.shutDown }
+        if reactor.isCurrent ? io.isReady(input: true) && !io.closed && io.inputHead < 0 : true {
             let fd = reactor.isCurrent ? io.fd : descriptor.load(ordering: .relaxed)
             if fd < 0 { throw ReactorError.socketClosed }
             let result = withUnsafeMutablePointer(to: &storage) { storage in

@@ -231,6 +231,10 @@ final class MultishotHandle: @unchecked Sendable {
                                              controlCapacity: controlCapacity)
             }
             let stream = stream!
+            // Elements already queued are taken without a wait.
+            if !io.closed, !reactor.stopping, io.strandedConnections.isEmpty, let (result, flags) = stream.popReady() {
+                return try finish(stream, try ResultCode.check(Int(result)), flags)
+            }
             return try await reactor.perform(.streamWait, io: io, prepare: { record in
                 record.pointee.stream = Unmanaged.passUnretained(stream as AnyObject)
             }, finish: { result, record in

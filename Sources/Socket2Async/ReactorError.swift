@@ -9,6 +9,7 @@ public enum ReactorError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The socket was closed before or while the operation was pending.
     case socketClosed
 
+    /// A sentence saying what went wrong.
     public var description: String {
         switch self {
         case .shutDown: return "the reactor is shut down"
