@@ -190,3 +190,28 @@ struct ReactorTests {
     }
 }
 }
+
+extension AsyncTests.ReactorTests {
+    actor Client {
+        let socket: AsyncSocket
+        init(_ socket: AsyncSocket) { self.socket = socket }
+        func receive() async throws -> [UInt8] { try await socket.recv(maxCount: 16) }
+    }
+
+    @Test("An actor's call that has to wait still waits on the reactor", arguments: backends)
+    func callFromActor(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            let actor = Client(server)
+            async let received = actor.receive()
+            await waitUntilPending(reactor)
+            try await client.sendAll([4, 2])
+            #expect(try await received == [4, 2])
+            @MainActor func onMain() async throws -> [UInt8] { try await server.recv(maxCount: 16) }
+            async let fromMain = onMain()
+            await waitUntilPending(reactor)
+            try await client.sendAll([9])
+            #expect(try await fromMain == [9])
+        }
+    }
+}
