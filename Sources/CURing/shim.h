@@ -5,6 +5,10 @@
 // liburing's own copy (same include guard, different text) would then clash with it in any
 // Swift file that imports both modules. liburing works with the kernel's definitions.
 #include <linux/io_uring.h>
+// liburing.h defines _GNU_SOURCE/_XOPEN_SOURCE before its includes, which renames fields of
+// some glibc types (fd_set's __fds_bits becomes fds_bits). Included first, with the default
+// features Swift's Glibc module uses, they keep one definition across both modules.
+#include <sys/select.h>
 #include <liburing.h>
 
 // MARK: - Socket2Async: declarations Swift's Glibc module does not import (epoll, eventfd)

@@ -10,9 +10,13 @@ public struct CcidEndpoints: RandomAccessCollection, Hashable, Sendable {
     /// How many identifiers the kernel reported.
     public var length: Int { endpoints.count }
 
+    /// The identifiers `endpoints`.
     public init(endpoints: [UInt8]) { self.endpoints = endpoints }
 
+    /// The position of the first identifier (0).
     public var startIndex: Int { endpoints.startIndex }
+    /// The position after the last identifier.
     public var endIndex: Int { endpoints.endIndex }
+    /// The identifier at `position`.
     public subscript(position: Int) -> UInt8 { endpoints[position] }
 }

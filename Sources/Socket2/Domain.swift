@@ -34,6 +34,8 @@ public struct Domain: RawRepresentable, Hashable, Sendable, CustomStringConverti
         }
     }
 
+    /// The `AF_*` constant's name (`AF_INET`), or the number when it has none here, as
+    /// socket2's `Debug`.
     public var description: String {
         switch rawValue {
         case AF_INET: return "AF_INET"

@@ -9,6 +9,13 @@ public struct AddressParseError: Error, Hashable, Sendable, CustomStringConverti
     /// The text that failed to parse.
     public var text: String
 
+    /// The error for `text`, which is not a valid `expected`.
+    public init(expected: String, text: String) {
+        self.expected = expected
+        self.text = text
+    }
+
+    /// `invalid <expected> syntax: "<text>"`.
     public var description: String { "invalid \(expected) syntax: \"\(text)\"" }
 }
 
@@ -22,7 +29,8 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible, Comparab
     /// The address `a.b.c.d`.
     public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) { octets = (a, b, c, d) }
 
-    /// The address whose big-endian (network order) value is `bits`: `0x7f000001` is 127.0.0.1.
+    /// The address whose value, read as a host-order integer, is `bits` (the first octet in
+    /// the most significant byte): `0x7f000001` is 127.0.0.1.
     public init(bits: UInt32) {
         self.init(UInt8(bits >> 24), UInt8(truncatingIfNeeded: bits >> 16),
                   UInt8(truncatingIfNeeded: bits >> 8), UInt8(truncatingIfNeeded: bits))
@@ -56,13 +64,17 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible, Comparab
     /// `0.0.0.0`.
     public var isUnspecified: Bool { bits == 0 }
 
+    /// The dotted-quad form, as `inet_ntop(3)` writes it: `127.0.0.1`.
     public var description: String {
         var raw = inAddr
         return system_inet_ntop(AF_INET, &raw)
     }
 
+    /// The same four bytes.
     public static func == (lhs: IPv4Address, rhs: IPv4Address) -> Bool { lhs.bits == rhs.bits }
+    /// Numeric order of the address read as a big-endian 32-bit number.
     public static func < (lhs: IPv4Address, rhs: IPv4Address) -> Bool { lhs.bits < rhs.bits }
+    /// Hashes the four bytes.
     public func hash(into hasher: inout Hasher) { hasher.combine(bits) }
 
     init(_ raw: in_addr) { self.init(bits: UInt32(bigEndian: raw.s_addr)) }
@@ -140,15 +152,19 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible, Comparab
         return IPv4Address(bytes[12], bytes[13], bytes[14], bytes[15])
     }
 
+    /// The RFC 5952 text form, as `inet_ntop(3)` writes it: `::1`, `fe80::1`.
     public var description: String {
         var raw = storage
         return system_inet_ntop(AF_INET6, &raw)
     }
 
+    /// The same sixteen bytes.
     public static func == (lhs: IPv6Address, rhs: IPv6Address) -> Bool { lhs.octets == rhs.octets }
+    /// Byte-wise (network order) comparison of the sixteen bytes.
     public static func < (lhs: IPv6Address, rhs: IPv6Address) -> Bool {
         lhs.octets.lexicographicallyPrecedes(rhs.octets)
     }
+    /// Hashes the sixteen bytes.
     public func hash(into hasher: inout Hasher) { hasher.combine(octets) }
 }
 
@@ -162,7 +178,9 @@ extension IPv4Address {
 
 /// An IPv4 or IPv6 address; Rust's `IpAddr`.
 public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
+    /// An IPv4 address (`AF_INET`).
     case v4(IPv4Address)
+    /// An IPv6 address (`AF_INET6`).
     case v6(IPv6Address)
 
     /// Parses either text form: IPv4 first, then IPv6.
@@ -176,6 +194,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The address's text form: ``IPv4Address/description`` or ``IPv6Address/description``.
     public var description: String {
         switch self {
         case .v4(let address): return address.description
@@ -197,15 +216,16 @@ public struct SocketAddrV4: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Parses `a.b.c.d:port`.
+    /// Parses `a.b.c.d:port` (the port in decimal digits only).
     public init(_ text: String) throws(AddressParseError) {
         guard let colon = text.lastIndex(of: ":"),
-              let port = UInt16(text[text.index(after: colon)...]),
+              let port = parsePort(text[text.index(after: colon)...]),
               let ip = try? IPv4Address(String(text[..<colon]))
         else { throw AddressParseError(expected: "socket address", text: text) }
         self.init(ip, port)
     }
 
+    /// `a.b.c.d:port`.
     public var description: String { "\(ip):\(port)" }
 }
 
@@ -233,7 +253,7 @@ public struct SocketAddrV6: Hashable, Sendable, CustomStringConvertible {
         let failure = AddressParseError(expected: "socket address", text: text)
         guard text.hasPrefix("["), let close = text.lastIndex(of: "]"),
               text[text.index(after: close)...].hasPrefix(":"),
-              let port = UInt16(text[text.index(close, offsetBy: 2)...])
+              let port = parsePort(text[text.index(close, offsetBy: 2)...])
         else { throw failure }
         var host = text[text.index(after: text.startIndex)..<close]
         var scopeId: UInt32 = 0
@@ -251,14 +271,24 @@ public struct SocketAddrV6: Hashable, Sendable, CustomStringConvertible {
         self.init(ip, port, scopeId: scopeId)
     }
 
+    /// `[v6]:port`, or `[v6%scope]:port` with a non-zero scope id.
     public var description: String {
         scopeId == 0 ? "[\(ip)]:\(port)" : "[\(ip)%\(scopeId)]:\(port)"
     }
 }
 
+/// A port in decimal digits only (`UInt16.init` would also take a sign), at most 65535.
+private func parsePort(_ text: Substring) -> UInt16? {
+    guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+    else { return nil }
+    return UInt16(text)
+}
+
 /// An IPv4 or IPv6 socket address; Rust's `SocketAddr`.
 public enum SocketAddr: Hashable, Sendable, CustomStringConvertible {
+    /// An IPv4 socket address (`sockaddr_in`).
     case v4(SocketAddrV4)
+    /// An IPv6 socket address (`sockaddr_in6`).
     case v6(SocketAddrV6)
 
     /// `ip:port` for either family.
@@ -294,6 +324,7 @@ public enum SocketAddr: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `a.b.c.d:port` or `[v6]:port`.
     public var description: String {
         switch self {
         case .v4(let address): return address.description

@@ -197,6 +197,20 @@ extension SocketHandle where Self: ~Copyable {
         try setBoolOption(SOL_IP, IP_PKTINFO, receive)
     }
 
+    // MARK: IP_RECVERR
+
+    /// Whether extended errors are queued on the error queue: `IP_RECVERR`.
+    public func recvErrV4() throws(Errno) -> Bool {
+        try getBoolOption(SOL_IP, IP_RECVERR)
+    }
+
+    /// Queues extended reports of errors (ICMP errors, local errors, `struct sock_extended_err`)
+    /// on the error queue, read with `MSG_ERRQUEUE`: `IP_RECVERR`. Datagram sockets also then
+    /// report every ICMP error to the sender at once. Beyond socket2.
+    public func setRecvErrV4(_ receive: Bool) throws(Errno) {
+        try setBoolOption(SOL_IP, IP_RECVERR, receive)
+    }
+
     // MARK: IP_RECVTOS
 
     /// Whether received datagrams carry an `IP_TOS` control message: `IP_RECVTOS`.

@@ -148,6 +148,19 @@ extension SocketHandle where Self: ~Copyable {
         try setBoolOption(SOL_IPV6, IPV6_MULTICAST_LOOP, loop)
     }
 
+    // MARK: IPV6_RECVERR
+
+    /// Whether extended errors are queued on the error queue: `IPV6_RECVERR`.
+    public func recvErrV6() throws(Errno) -> Bool {
+        try getBoolOption(SOL_IPV6, IPV6_RECVERR)
+    }
+
+    /// Queues extended reports of errors (ICMPv6 errors, local errors) on the error queue, read
+    /// with `MSG_ERRQUEUE`: `IPV6_RECVERR`. Beyond socket2.
+    public func setRecvErrV6(_ receive: Bool) throws(Errno) {
+        try setBoolOption(SOL_IPV6, IPV6_RECVERR, receive)
+    }
+
     // MARK: IPV6_RECVHOPLIMIT
 
     /// Whether received packets carry an `IPV6_HOPLIMIT` control message: `IPV6_RECVHOPLIMIT`.

@@ -63,8 +63,8 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Enables TCP Fast Open on a listener, with at most `queueLength` connections whose SYN
     /// carried data waiting to be accepted (0 turns it off): `TCP_FASTOPEN`. Set it before or
-    /// after `listen(2)`; the kernel bounds the length by `net.core.somaxconn`. Servers need bit
-    /// 2 of `net.ipv4.tcp_fastopen`. Beyond socket2.
+    /// after `listen(2)`; the kernel bounds the length by `net.core.somaxconn`. Servers need the
+    /// server flag (2) of `net.ipv4.tcp_fastopen`. Beyond socket2.
     public func setTcpFastopen(_ queueLength: UInt32) throws(Errno) {
         try setUInt32Option(SOL_TCP, TCP_FASTOPEN, queueLength)
     }
@@ -78,8 +78,8 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Makes `connect(2)` return at once and send the SYN with the first data written, using a
     /// Fast Open cookie when the client has one: `TCP_FASTOPEN_CONNECT`. Set it before
-    /// connecting (`EINVAL` after); `EOPNOTSUPP` when bit 1 of `net.ipv4.tcp_fastopen` is off.
-    /// Beyond socket2.
+    /// connecting (`EINVAL` after); `EOPNOTSUPP` when the client flag (1) of
+    /// `net.ipv4.tcp_fastopen` is off. Beyond socket2.
     public func setTcpFastopenConnect(_ enabled: Bool) throws(Errno) {
         try setBoolOption(SOL_TCP, TCP_FASTOPEN_CONNECT, enabled)
     }

@@ -14,7 +14,8 @@ extension SocketHandle where Self: ~Copyable {
     /// `capacity` is the most it reads (socket2's `N`); the kernel refuses (`EINVAL`) a buffer
     /// smaller than its list.
     public func dccpAvailableCcids(capacity: Int = 16) throws(Errno) -> CcidEndpoints {
-        CcidEndpoints(endpoints: try getOptionBytes(SOL_DCCP, DCCP_SOCKOPT_AVAILABLE_CCIDS, capacity: capacity))
+        let ccids = try getOptionBytes(SOL_DCCP, DCCP_SOCKOPT_AVAILABLE_CCIDS, capacity: capacity)
+        return CcidEndpoints(endpoints: ccids)
     }
 
     // MARK: DCCP_SOCKOPT_CCID

@@ -197,7 +197,8 @@ extension SocketHandle where Self: ~Copyable {
     /// `Errno.invalidArgument`).
     public func setLinger(_ duration: Duration?) throws(Errno) {
         let seconds = try duration?.wholeSeconds()
-        try setOption(SOL_SOCKET, SO_LINGER, Glibc.linger(l_onoff: seconds == nil ? 0 : 1, l_linger: seconds ?? 0))
+        let value = Glibc.linger(l_onoff: seconds == nil ? 0 : 1, l_linger: seconds ?? 0)
+        try setOption(SOL_SOCKET, SO_LINGER, value)
     }
 
     // MARK: SO_MARK

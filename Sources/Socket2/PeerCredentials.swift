@@ -13,6 +13,7 @@ public struct PeerCredentials: Hashable, Sendable {
     /// The peer's effective group id.
     public var gid: gid_t
 
+    /// Credentials from their three ids.
     public init(pid: pid_t, uid: uid_t, gid: gid_t) {
         self.pid = pid
         self.uid = uid

@@ -25,6 +25,8 @@ public struct RecvFlags: RawRepresentable, Hashable, Sendable, CustomStringConve
     /// `MSG_CTRUNC`: control data was discarded for lack of space in the control buffer.
     public func isControlTruncated() -> Bool { has(CInt(MSG_CTRUNC)) }
 
+    /// Each of socket2's flags (`MSG_TRUNC`, `MSG_EOR`, `MSG_OOB`, `MSG_CONFIRM`,
+    /// `MSG_DONTROUTE`) as a boolean, as socket2's `Debug`.
     public var description: String {
         "RecvFlags(isTruncated: \(isTruncated()), isEndOfRecord: \(isEndOfRecord()), "
             + "isOutOfBand: \(isOutOfBand()), isConfirm: \(isConfirm()), "

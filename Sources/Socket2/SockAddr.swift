@@ -2,9 +2,10 @@
 import Glibc
 #endif
 import SystemPackage
+import CSocket2  // sockaddr_vm (<linux/vm_sockets.h>)
 
 /// Storage large enough for any socket address (`struct sockaddr_storage`).
-public struct SockAddrStorage: @unchecked Sendable {
+public struct SockAddrStorage: @unchecked Sendable, CustomStringConvertible {
     /// The C storage.
     public var raw: sockaddr_storage
 
@@ -24,6 +25,12 @@ public struct SockAddrStorage: @unchecked Sendable {
         return try withUnsafeMutableBytes(of: &raw) { bytes in
             try body(&bytes.baseAddress!.assumingMemoryBound(to: T.self).pointee)
         }
+    }
+
+    /// The family only (`ss_family`, by its `AF_*` name), as socket2's `Debug`:
+    /// `SockAddrStorage(ss_family: AF_INET)`.
+    public var description: String {
+        "SockAddrStorage(ss_family: \(Domain(CInt(raw.ss_family))))"
     }
 }
 
@@ -101,6 +108,17 @@ public struct SockAddr: @unchecked Sendable, Hashable, CustomStringConvertible {
     /// A copy of the storage.
     public func asStorage() -> SockAddrStorage { SockAddrStorage(raw: storage) }
 
+    /// socket2's `as_ptr`: the storage as a pointer, for a C call that takes a
+    /// `const struct sockaddr *` with ``len()`` (`bind(2)`, `connect(2)`, `sendto(2)`).
+    ///
+    /// A Swift value has no stable address, so the pointer is valid only inside `body`.
+    public func asPtr<T, E: Error>(
+        _ body: (UnsafePointer<SockAddrStorage>) throws(E) -> T
+    ) throws(E) -> T {
+        var copy = SockAddrStorage(raw: storage)
+        return try withUnsafePointer(to: &copy) { (pointer) throws(E) -> T in try body(pointer) }
+    }
+
     /// `true` for an `AF_INET` address.
     public func isIpv4() -> Bool { CInt(storage.ss_family) == AF_INET }
     /// `true` for an `AF_INET6` address.
@@ -108,17 +126,24 @@ public struct SockAddr: @unchecked Sendable, Hashable, CustomStringConvertible {
     /// `true` for an `AF_UNIX` address.
     public func isUnix() -> Bool { CInt(storage.ss_family) == AF_UNIX }
 
-    private var bytes: UnsafeRawBufferPointerCopy { UnsafeRawBufferPointerCopy(self) }
+    /// The bytes of the address up to its length: what equality and hashing compare.
+    private var significantBytes: [UInt8] {
+        withUnsafeBytes(of: storage) { Array($0.prefix(Int(length))) }
+    }
 
+    /// The same length and the same bytes up to it (family, port, address, padding), as
+    /// socket2's `PartialEq`: two IPv6 addresses differing only in scope id are different.
     public static func == (lhs: SockAddr, rhs: SockAddr) -> Bool {
-        lhs.length == rhs.length && lhs.bytes.array == rhs.bytes.array
+        lhs.length == rhs.length && lhs.significantBytes == rhs.significantBytes
     }
 
+    /// Hashes the bytes up to ``len()``, consistently with `==`.
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(length)
-        hasher.combine(bytes.array)
+        hasher.combine(significantBytes)
     }
 
+    /// A readable form by family: `127.0.0.1:80`, `[::1]:80`, `unix:/path`, `unix:@name`
+    /// (abstract), `unix:(unnamed)`, `vsock:cid:port`; else the family and the length.
     public var description: String {
         if let socket = asSocket() { return socket.description }
         if let path = asPathname() { return "unix:\(path)" }
@@ -128,15 +153,6 @@ public struct SockAddr: @unchecked Sendable, Hashable, CustomStringConvertible {
         if isUnnamed() { return "unix:(unnamed)" }
         if let (cid, port) = asVsockAddress() { return "vsock:\(cid):\(port)" }
         return "SockAddr(family: \(domain()), len: \(length))"
-    }
-}
-
-/// The bytes of an address up to its length (used for equality and hashing).
-private struct UnsafeRawBufferPointerCopy {
-    let array: [UInt8]
-    init(_ address: SockAddr) {
-        var storage = address.storage
-        array = withUnsafeBytes(of: &storage) { Array($0.prefix(Int(address.length))) }
     }
 }
 
@@ -284,30 +300,17 @@ extension SockAddr {
 extension SockAddr {
     /// A vsock address (`sockaddr_vm`) of a context id and a port.
     public static func vsock(cid: UInt32, port: UInt32) -> SockAddr {
-        let raw = VsockAddress(family: sa_family_t(AF_VSOCK), port: port, cid: cid)
+        var raw = sockaddr_vm()
+        raw.svm_family = sa_family_t(AF_VSOCK)
+        raw.svm_cid = cid
+        raw.svm_port = port
         return SockAddr(copying: raw)
     }
 
     /// The context id and port of a vsock address, else `nil`.
     public func asVsockAddress() -> (cid: UInt32, port: UInt32)? {
         guard CInt(storage.ss_family) == AF_VSOCK else { return nil }
-        let raw = read(as: VsockAddress.self)
+        let raw = read(as: sockaddr_vm.self)
         return (raw.svm_cid, raw.svm_port)
-    }
-}
-
-/// `struct sockaddr_vm` from `<linux/vm_sockets.h>`, which Glibc's module does not import.
-struct VsockAddress {
-    var family: sa_family_t
-    var reserved1: UInt16 = 0
-    var svm_port: UInt32
-    var svm_cid: UInt32
-    var flags: UInt8 = 0
-    var zero: (UInt8, UInt8, UInt8) = (0, 0, 0)
-
-    init(family: sa_family_t, port: UInt32, cid: UInt32) {
-        self.family = family
-        self.svm_port = port
-        self.svm_cid = cid
     }
 }

@@ -77,43 +77,51 @@ extension SocketHandle where Self: ~Copyable {
 
 extension SocketHandle where Self: ~Copyable {
     /// Receives up to `maxCount` bytes with `recv(2)` and returns them (empty at end of stream).
+    ///
+    /// With `MessageFlags.truncate` the kernel reports a datagram's real length, which may be
+    /// larger than `maxCount`; the array holds the `maxCount` bytes that fit.
+    ///
+    /// - Throws: `Errno.invalidArgument` for a negative `maxCount`.
     public func recv(maxCount: Int, flags: MessageFlags = []) throws(Errno) -> [UInt8] {
-        guard maxCount >= 0 else { throw .invalidArgument }
         let fd = rawDescriptor
-        var received = 0
-        var failure: Errno?
-        let bytes = [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
-            do throws(Errno) {
-                received = try system_recv(fd, UnsafeMutableRawBufferPointer(buffer), flags.rawValue)
-            } catch {
-                failure = error
-            }
-            count = received
+        return try receiveArray(maxCount: maxCount) { (buffer) throws(Errno) in
+            try system_recv(fd, buffer, flags.rawValue)
         }
-        if let failure { throw failure }
-        return bytes
     }
 
     /// Receives a datagram of up to `maxCount` bytes with `recvfrom(2)`, and its sender.
+    ///
+    /// - Throws: `Errno.invalidArgument` for a negative `maxCount`.
     public func recvFrom(
         maxCount: Int, flags: MessageFlags = []
     ) throws(Errno) -> (bytes: [UInt8], address: SockAddr) {
-        guard maxCount >= 0 else { throw .invalidArgument }
         var address = SockAddr(storage: .zeroed(), length: 0)
-        var failure: Errno?
-        let bytes = [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
-            count = 0
-            do throws(Errno) {
-                let result = try recvFromWithFlags(into: UnsafeMutableRawBufferPointer(buffer), flags: flags)
-                count = min(result.count, maxCount)
-                address = result.address
-            } catch {
-                failure = error
-            }
+        let bytes = try receiveArray(maxCount: maxCount) { (buffer) throws(Errno) in
+            let result = try recvFromWithFlags(into: buffer, flags: flags)
+            address = result.address
+            return result.count
         }
-        if let failure { throw failure }
         return (bytes, address)
     }
+}
+
+/// A new array of up to `maxCount` bytes that `receive` writes into; `receive` returns how many
+/// bytes it wrote (or, with `MSG_TRUNC`, more: the array keeps what fits).
+func receiveArray(
+    maxCount: Int, _ receive: (UnsafeMutableRawBufferPointer) throws(Errno) -> Int
+) throws(Errno) -> [UInt8] {
+    guard maxCount >= 0 else { throw .invalidArgument }
+    var failure: Errno?
+    let bytes = [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
+        count = 0
+        do throws(Errno) {
+            count = min(try receive(UnsafeMutableRawBufferPointer(buffer)), maxCount)
+        } catch {
+            failure = error
+        }
+    }
+    if let failure { throw failure }
+    return bytes
 }
 
 // MARK: - Sending
@@ -173,8 +181,169 @@ extension SocketHandle where Self: ~Copyable {
 func withBytes<R>(
     _ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(Errno) -> R
 ) throws(Errno) -> R {
-    let result: Result<R, Errno> = bytes.withUnsafeBytes { buffer in
-        do throws(Errno) { return .success(try body(buffer)) } catch { return .failure(error) }
+    try bytes.withUnsafeBytes { buffer in Result { () throws(Errno) -> R in try body(buffer) } }.get()
+}
+
+/// Runs `body` over an array's bytes, which it may change, with typed throws.
+@inline(__always)
+func withMutableBytes<R>(
+    _ bytes: inout [UInt8], _ body: (UnsafeMutableRawBufferPointer) throws(Errno) -> R
+) throws(Errno) -> R {
+    try bytes.withUnsafeMutableBytes { buffer in
+        Result { () throws(Errno) -> R in try body(buffer) }
+    }.get()
+}
+
+// MARK: - Vectored receiving (recvmsg)
+
+extension SocketHandle where Self: ~Copyable {
+    /// Receives data scattered over `buffers` in order: `recvmsg(2)` with no flags. Returns the
+    /// number of bytes received and the flags the kernel set (``RecvFlags/isTruncated()`` when
+    /// a datagram was larger than the buffers).
+    public func recvVectored(
+        _ buffers: [MaybeUninitSlice]
+    ) throws(Errno) -> (count: Int, flags: RecvFlags) {
+        try recvVectoredWithFlags(buffers, flags: [])
     }
-    return try result.get()
+
+    /// Receives data scattered over `buffers`: `recvmsg(2)` with `flags`.
+    public func recvVectoredWithFlags(
+        _ buffers: [MaybeUninitSlice], flags: MessageFlags
+    ) throws(Errno) -> (count: Int, flags: RecvFlags) {
+        var message = MsgHdrMut().withBuffers(buffers)
+        let count = try recvmsg(&message, flags: flags)
+        return (count, message.flags())
+    }
+
+    /// Receives a datagram scattered over `buffers`, with its sender: `recvmsg(2)` with no
+    /// flags.
+    public func recvFromVectored(
+        _ buffers: [MaybeUninitSlice]
+    ) throws(Errno) -> (count: Int, flags: RecvFlags, address: SockAddr) {
+        try recvFromVectoredWithFlags(buffers, flags: [])
+    }
+
+    /// Receives a datagram scattered over `buffers`, with its sender: `recvmsg(2)` with `flags`.
+    ///
+    /// The address has the length the kernel reported (0 on a connected stream socket).
+    public func recvFromVectoredWithFlags(
+        _ buffers: [MaybeUninitSlice], flags: MessageFlags
+    ) throws(Errno) -> (count: Int, flags: RecvFlags, address: SockAddr) {
+        var message = MsgHdrMut().withAddr().withBuffers(buffers)
+        let count = try recvmsg(&message, flags: flags)
+        return (count, message.flags(), message.address!)
+    }
+
+    /// Receives data into `buffers` in place, in order (each array's `count` is its buffer's
+    /// size): `recvmsg(2)` with `flags`. The arrays keep their sizes; the result says how many
+    /// bytes were written across them.
+    ///
+    /// - Throws: `Errno.messageTooLong` for more than 1024 (`UIO_MAXIOV`) arrays, as the kernel.
+    public func recvVectored(
+        into buffers: inout [[UInt8]], flags: MessageFlags = []
+    ) throws(Errno) -> (count: Int, flags: RecvFlags) {
+        let result = try recvFromVectored(into: &buffers, flags: flags, wantsAddress: false)
+        return (result.count, result.flags)
+    }
+
+    /// Receives a datagram into `buffers` in place, in order, with its sender: `recvmsg(2)`
+    /// with `flags`.
+    ///
+    /// - Throws: `Errno.messageTooLong` for more than 1024 (`UIO_MAXIOV`) arrays, as the kernel.
+    public func recvFromVectored(
+        into buffers: inout [[UInt8]], flags: MessageFlags = []
+    ) throws(Errno) -> (count: Int, flags: RecvFlags, address: SockAddr) {
+        let result = try recvFromVectored(into: &buffers, flags: flags, wantsAddress: true)
+        return (result.count, result.flags, result.address!)
+    }
+
+    private func recvFromVectored(
+        into buffers: inout [[UInt8]], flags: MessageFlags, wantsAddress: Bool
+    ) throws(Errno) -> (count: Int, flags: RecvFlags, address: SockAddr?) {
+        var message = MsgHdrMut().withBuffers(buffers)
+        if wantsAddress { message = message.withAddr() }
+        buffers = []  // the message holds the only reference: the kernel writes without a copy
+        defer { buffers = message.bufferArrays }
+        let count = try recvmsg(&message, flags: flags)
+        return (count, message.flags(), message.address)
+    }
+}
+
+// MARK: - Vectored sending (sendmsg)
+
+extension SocketHandle where Self: ~Copyable {
+    /// Sends the data gathered from `buffers` in order: `sendmsg(2)` with `MSG_NOSIGNAL`.
+    /// Returns the number of bytes sent.
+    public func sendVectored(_ buffers: [IoSlice]) throws(Errno) -> Int {
+        try sendmsg(MsgHdr().withBuffers(buffers))
+    }
+
+    /// Sends the data gathered from `buffers`: `sendmsg(2)` with `flags` and `MSG_NOSIGNAL`.
+    public func sendVectoredWithFlags(_ buffers: [IoSlice], flags: MessageFlags) throws(Errno) -> Int {
+        try sendmsg(MsgHdr().withBuffers(buffers), flags: flags)
+    }
+
+    /// Sends the data gathered from `buffers` as one datagram to `address`: `sendmsg(2)` with
+    /// `MSG_NOSIGNAL`.
+    public func sendToVectored(_ buffers: [IoSlice], to address: SockAddr) throws(Errno) -> Int {
+        try sendmsg(MsgHdr().withAddr(address).withBuffers(buffers))
+    }
+
+    /// Sends the data gathered from `buffers` to `address`: `sendmsg(2)` with `flags` and
+    /// `MSG_NOSIGNAL`.
+    public func sendToVectoredWithFlags(
+        _ buffers: [IoSlice], to address: SockAddr, flags: MessageFlags
+    ) throws(Errno) -> Int {
+        try sendmsg(MsgHdr().withAddr(address).withBuffers(buffers), flags: flags)
+    }
+
+    /// Sends the bytes of `buffers` gathered in order: `sendmsg(2)` with `flags` and
+    /// `MSG_NOSIGNAL`.
+    ///
+    /// - Throws: `Errno.messageTooLong` for more than 1024 (`UIO_MAXIOV`) arrays, as the kernel.
+    public func sendVectored(_ buffers: [[UInt8]], flags: MessageFlags = []) throws(Errno) -> Int {
+        try sendmsg(MsgHdr().withBuffers(buffers), flags: flags)
+    }
+
+    /// Sends the bytes of `buffers` gathered in order as one datagram to `address`:
+    /// `sendmsg(2)` with `flags` and `MSG_NOSIGNAL`.
+    ///
+    /// - Throws: `Errno.messageTooLong` for more than 1024 (`UIO_MAXIOV`) arrays, as the kernel.
+    public func sendToVectored(
+        _ buffers: [[UInt8]], to address: SockAddr, flags: MessageFlags = []
+    ) throws(Errno) -> Int {
+        try sendmsg(MsgHdr().withAddr(address).withBuffers(buffers), flags: flags)
+    }
+}
+
+// MARK: - sendfile
+
+/// What `sendfile` sends when no count is given: `0x7ffff000`, the most one call of Linux
+/// transfers (`MAX_RW_COUNT`), as socket2.
+let sendfileDefaultCount = 0x7fff_f000
+
+extension SocketHandle where Self: ~Copyable {
+    /// Sends `count` bytes of `file` from `offset` on: `sendfile(2)`, in the kernel without
+    /// copying to user space. `nil` sends up to `0x7ffff000` bytes (to the end of the file in
+    /// practice, as socket2). The file's own position is neither used nor changed. Returns the
+    /// number of bytes sent; 0 at the end of the file.
+    ///
+    /// `sendfile(2)` has no `MSG_NOSIGNAL`; like the sends of this module it still never raises
+    /// `SIGPIPE`: the signal is blocked in the calling thread for the call and discarded if the
+    /// call raised it (two or three more system calls), and a broken connection is `EPIPE`.
+    ///
+    /// - Throws: `Errno.invalidArgument` for a negative `count` (a negative `offset` gets the
+    ///   kernel's `EINVAL`).
+    public func sendfile(_ file: FileDescriptor, offset: Int, count: Int? = nil) throws(Errno) -> Int {
+        try sendfile(file.rawValue, offset: offset, count: count)
+    }
+
+    /// Sends `count` bytes of the file open as descriptor `file` from `offset` on:
+    /// `sendfile(2)`. See ``sendfile(_:offset:count:)-(FileDescriptor,_,_)``.
+    public func sendfile(_ file: CInt, offset: Int, count: Int? = nil) throws(Errno) -> Int {
+        let count = count ?? sendfileDefaultCount
+        guard count >= 0 else { throw .invalidArgument }
+        var position = off_t(offset)
+        return try system_sendfile(rawDescriptor, file, &position, count)
+    }
 }

@@ -78,9 +78,22 @@ public struct Socket: ~Copyable, SocketHandle, Sendable {
         try nothingOrErrno(system_close(fd))
     }
 
+    /// The descriptor and, when the socket has them, its local and peer addresses:
+    /// `Socket(fd: 5, local: 127.0.0.1:40000, peer: 127.0.0.1:8080)`, as socket2's `Debug`.
+    ///
+    /// (A `~Copyable` type cannot conform to `CustomStringConvertible` in Swift 6.3; this is
+    /// the same property without the conformance.)
+    public var description: String { describe("Socket") }
+
     deinit {
         _ = system_close(rawDescriptor)
     }
+}
+
+extension SockRef: CustomStringConvertible {
+    /// The descriptor and, when the socket has them, its local and peer addresses:
+    /// `SockRef(fd: 5, local: 127.0.0.1:40000, peer: 127.0.0.1:8080)`.
+    public var description: String { describe("SockRef") }
 }
 
 /// A connection accepted by `accept`: the new socket and the peer's address.
@@ -91,6 +104,7 @@ public struct Accepted: ~Copyable, Sendable {
     /// The peer's address.
     public var address: SockAddr
 
+    /// Pairs an accepted socket with its peer's address (what `accept4(2)` returns).
     public init(socket: consuming Socket, address: SockAddr) {
         self.socket = socket
         self.address = address
@@ -105,6 +119,7 @@ public struct SocketPair: ~Copyable, Sendable {
     /// The other end.
     public var second: Socket
 
+    /// Pairs two connected sockets (what `socketpair(2)` returns).
     public init(first: consuming Socket, second: consuming Socket) {
         self.first = first
         self.second = second
@@ -132,6 +147,19 @@ public enum Shutdown: Sendable, Hashable {
 // MARK: - Creation from a handle, flags, and the socket's own facts
 
 extension SocketHandle where Self: ~Copyable {
+    /// The descriptor as a swift-system `FileDescriptor`, for calls that take one. A view:
+    /// closing it closes the socket's descriptor under its owner.
+    public var fileDescriptor: FileDescriptor { FileDescriptor(rawValue: rawDescriptor) }
+
+    /// `kind(fd: …, local: …, peer: …)`, leaving out the addresses the socket does not have
+    /// (`getsockname(2)`, `getpeername(2)`).
+    func describe(_ kind: String) -> String {
+        var text = "\(kind)(fd: \(rawDescriptor)"
+        if let local = try? localAddr() { text += ", local: \(local)" }
+        if let peer = try? peerAddr() { text += ", peer: \(peer)" }
+        return text + ")"
+    }
+
     /// A new descriptor for the same socket, close-on-exec: `fcntl(F_DUPFD_CLOEXEC, 0)`.
     public func tryClone() throws(Errno) -> Socket {
         Socket(rawDescriptor: try system_fcntl(rawDescriptor, F_DUPFD_CLOEXEC, 0))
@@ -197,7 +225,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Accepts a connection, close-on-exec: `accept4(2)` with `SOCK_CLOEXEC`.
     public func accept() throws(Errno) -> Accepted {
-        try accept4(.init(rawValue: CInt(SOCK_CLOEXEC.rawValue)))
+        try accept4(.cloexec)
     }
 
     /// Accepts a connection with `accept(2)`, no flag set on the new socket.

@@ -33,6 +33,8 @@ public struct SocketProtocol: RawRepresentable, Hashable, Sendable, CustomString
     /// `IPPROTO_UDPLITE`.
     public static let udplite = SocketProtocol(CInt(IPPROTO_UDPLITE))
 
+    /// The `IPPROTO_*` constant's name (`IPPROTO_TCP`), or the number when it has none here, as
+    /// socket2's `Debug`.
     public var description: String {
         switch self {
         case .icmpv4: return "IPPROTO_ICMP"

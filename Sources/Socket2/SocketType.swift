@@ -38,6 +38,8 @@ public struct SocketType: RawRepresentable, Hashable, Sendable, CustomStringConv
         SocketType(rawValue | CInt(SOCK_CLOEXEC.rawValue))
     }
 
+    /// The `SOCK_*` constant's name (`SOCK_STREAM`), or the number when it has none here (flag
+    /// bits such as `SOCK_NONBLOCK` included), as socket2's `Debug`.
     public var description: String {
         switch rawValue {
         case CInt(SOCK_STREAM.rawValue): return "SOCK_STREAM"

@@ -248,15 +248,65 @@ internal func system_sendmmsg(
     Int(try valueOrErrno(socket2_sendmmsg(fd, messages, CUnsignedInt(count), flags)))
 }
 
+/// `sendfile(2)`, which takes no `MSG_NOSIGNAL` and raises `SIGPIPE` on a broken connection:
+/// the signal is blocked in the calling thread for the call, and one it raised is discarded
+/// (`sigtimedwait(2)` with a zero timeout), so that the call fails with `EPIPE` as the sends do.
 internal func system_sendfile(
     _ socket: CInt, _ file: CInt, _ offset: UnsafeMutablePointer<off_t>?, _ count: Int
 ) throws(Errno) -> Int {
-    try valueOrErrno(Glibc.sendfile(socket, file, offset, count))
+    var pipeOnly = sigset_t()
+    sigemptyset(&pipeOnly)
+    sigaddset(&pipeOnly, SIGPIPE)
+    var previousMask = sigset_t()
+    pthread_sigmask(SIG_BLOCK, &pipeOnly, &previousMask)
+    var pending = sigset_t()
+    sigpending(&pending)
+    let alreadyPending = sigismember(&pending, SIGPIPE) == 1
+    let result = Glibc.sendfile(socket, file, offset, count)
+    let error = errno
+    if result == -1 && error == EPIPE && !alreadyPending {
+        var noWait = timespec()
+        _ = sigtimedwait(&pipeOnly, nil, &noWait)
+    }
+    if sigismember(&previousMask, SIGPIPE) == 0 {
+        pthread_sigmask(SIG_SETMASK, &previousMask, nil)
+    }
+    if result == -1 { throw Errno(rawValue: error) }
+    return result
 }
 
 // MARK: - Control messages, batched datagrams, zero copy (beyond socket2)
 
 // MARK: - Name resolution (getaddrinfo)
+
+/// `getaddrinfo(3)`: the result code, the list (free it with `system_freeaddrinfo`), and `errno`
+/// as the call left it (the error behind `EAI_SYSTEM`).
+internal func system_getaddrinfo(
+    _ host: String?, _ service: String?, _ hints: addrinfo
+) -> (code: CInt, list: UnsafeMutablePointer<addrinfo>?, errno: CInt) {
+    var hints = hints
+    var list: UnsafeMutablePointer<addrinfo>?
+    errno = 0
+    let code = withOptionalCString(host) { host in
+        withOptionalCString(service) { service in Glibc.getaddrinfo(host, service, &hints, &list) }
+    }
+    return (code, list, errno)
+}
+
+internal func system_freeaddrinfo(_ list: UnsafeMutablePointer<addrinfo>) {
+    Glibc.freeaddrinfo(list)
+}
+
+/// `gai_strerror(3)`: the text of a `getaddrinfo` result code.
+internal func system_gai_strerror(_ code: CInt) -> String {
+    String(cString: Glibc.gai_strerror(code))
+}
+
+/// Runs `body` with `text` as a C string, or with `NULL` for `nil`.
+private func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let text else { return body(nil) }
+    return text.withCString { body($0) }
+}
 
 // MARK: - Text forms of addresses
 

@@ -209,6 +209,7 @@ public struct TcpState: RawRepresentable, Hashable, Sendable, CustomStringConver
     /// The `TCP_*` state number.
     public var rawValue: UInt8
 
+    /// Wraps any `TCP_*` state number.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// `TCP_ESTABLISHED`.
@@ -239,6 +240,7 @@ public struct TcpState: RawRepresentable, Hashable, Sendable, CustomStringConver
         "TCP_TIME_WAIT", "TCP_CLOSE", "TCP_CLOSE_WAIT", "TCP_LAST_ACK", "TCP_LISTEN", "TCP_CLOSING",
     ]
 
+    /// The C constant's name (`TCP_ESTABLISHED`), or the number.
     public var description: String {
         (1...11).contains(rawValue) ? Self.names[Int(rawValue) - 1] : String(rawValue)
     }
@@ -250,6 +252,7 @@ public struct TcpCaState: RawRepresentable, Hashable, Sendable, CustomStringConv
     /// The `TCP_CA_*` number.
     public var rawValue: UInt8
 
+    /// Wraps any `TCP_CA_*` number.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// `TCP_CA_Open`: nothing unusual.
@@ -263,8 +266,11 @@ public struct TcpCaState: RawRepresentable, Hashable, Sendable, CustomStringConv
     /// `TCP_CA_Loss`: retransmission timeout.
     public static let loss = TcpCaState(rawValue: 4)
 
-    private static let names = ["TCP_CA_Open", "TCP_CA_Disorder", "TCP_CA_CWR", "TCP_CA_Recovery", "TCP_CA_Loss"]
+    private static let names = [
+        "TCP_CA_Open", "TCP_CA_Disorder", "TCP_CA_CWR", "TCP_CA_Recovery", "TCP_CA_Loss",
+    ]
 
+    /// The C constant's name (`TCP_CA_Open`), or the number.
     public var description: String {
         rawValue < 5 ? Self.names[Int(rawValue)] : String(rawValue)
     }
@@ -276,6 +282,7 @@ public struct TcpInfoOptions: OptionSet, Hashable, Sendable {
     /// The `TCPI_OPT_*` bits.
     public var rawValue: UInt8
 
+    /// Wraps any `TCPI_OPT_*` bits.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// `TCPI_OPT_TIMESTAMPS`: TCP timestamps.

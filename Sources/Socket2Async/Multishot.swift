@@ -41,7 +41,8 @@ final class MultishotStream: @unchecked Sendable {
     /// Longer datagrams are truncated to this.
     private let maxSize: Int
 
-    init(kind: Kind, io: IOState, backend: URingBackend, maxSize: Int) throws {
+    /// `controlCapacity`: bytes of control data each received datagram may bring (recvmsg).
+    init(kind: Kind, io: IOState, backend: URingBackend, maxSize: Int, controlCapacity: Int = 0) throws {
         self.kind = kind
         self.io = io
         self.backend = backend
@@ -50,8 +51,10 @@ final class MultishotStream: @unchecked Sendable {
         template.initialize(to: msghdr())
         guard kind == .recvMsg else { return }
         template.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        // Each buffer holds io_uring_recvmsg_out, the name and the payload.
-        bufferSize = (MemoryLayout<io_uring_recvmsg_out>.size + MemoryLayout<sockaddr_storage>.size + maxSize + 15) & ~15
+        template.pointee.msg_controllen = controlCapacity
+        // Each buffer holds io_uring_recvmsg_out, the name, the control data and the payload.
+        bufferSize = (MemoryLayout<io_uring_recvmsg_out>.size + MemoryLayout<sockaddr_storage>.size
+                      + controlCapacity + maxSize + 15) & ~15
         var count = 256
         while count > 8 && count * bufferSize > 4 << 20 { count /= 2 }
         entries = count
@@ -157,22 +160,29 @@ final class MultishotStream: @unchecked Sendable {
 
     /// Copies the datagram out of its buffer and gives the buffer back to the kernel.
     func takeDatagram(_ result: CInt, _ flags: UInt32) -> (bytes: [UInt8], address: SockAddr) {
-        guard flags & IORING_CQE_F_BUFFER != 0, let buffers else { return ([], SockAddr(sockaddr_storage(), 0)) }
+        withDatagram(result, flags) { datagram in
+            (Array(datagram.payload), datagram.address)
+        } ?? ([], SockAddr(sockaddr_storage(), 0))
+    }
+
+    /// Runs `body` over the datagram a completion delivered, in its buffer, then gives the buffer
+    /// back to the kernel. `nil` when the completion names no valid buffer.
+    func withDatagram<R>(_ result: CInt, _ flags: UInt32, _ body: (RingDatagram) -> R) -> R? {
+        guard flags & IORING_CQE_F_BUFFER != 0, let buffers else { return nil }
         let id = Int(flags >> IORING_CQE_BUFFER_SHIFT)
         defer { recycle(id) }
         let buffer = buffers + id * bufferSize
-        guard let out = io_uring_recvmsg_validate(buffer, result, template) else {
-            return ([], SockAddr(sockaddr_storage(), 0))
-        }
+        guard let out = io_uring_recvmsg_validate(buffer, result, template) else { return nil }
         let payload = io_uring_recvmsg_payload(out, template)
-        let length = min(Int(io_uring_recvmsg_payload_length(out, result, template)), maxSize)
-        let bytes = Array(UnsafeRawBufferPointer(start: payload, count: length))
-        var storage = sockaddr_storage()
-        let nameLength = min(Int(out.pointee.namelen), MemoryLayout<sockaddr_storage>.size)
-        withUnsafeMutableBytes(of: &storage) { destination in
-            destination.copyMemory(from: UnsafeRawBufferPointer(start: io_uring_recvmsg_name(out), count: nameLength))
-        }
-        return (bytes, SockAddr(storage, socklen_t(nameLength)))
+        let whole = Int(io_uring_recvmsg_payload_length(out, result, template))
+        let length = min(whole, maxSize)
+        let name = UnsafeRawPointer(io_uring_recvmsg_name(out)!)
+        return body(RingDatagram(
+            payload: UnsafeRawBufferPointer(start: payload, count: length),
+            name: UnsafeRawBufferPointer(start: name, count: min(Int(out.pointee.namelen), Int(template.pointee.msg_namelen))),
+            control: UnsafeRawBufferPointer(start: name + Int(template.pointee.msg_namelen),
+                                            count: min(Int(out.pointee.controllen), template.pointee.msg_controllen)),
+            flags: RecvFlags(rawValue: CInt(bitPattern: out.pointee.flags) | (length < whole ? CInt(MSG_TRUNC) : 0))))
     }
 
     private func recycle(_ id: Int) {
@@ -190,13 +200,15 @@ final class MultishotHandle: @unchecked Sendable {
     let socket: AsyncSocket
     let kind: MultishotStream.Kind
     let maxSize: Int
+    let controlCapacity: Int
     /// Reactor thread only.
     private var stream: MultishotStream?
 
-    init(_ socket: AsyncSocket, _ kind: MultishotStream.Kind, maxSize: Int) {
+    init(_ socket: AsyncSocket, _ kind: MultishotStream.Kind, maxSize: Int, controlCapacity: Int = 0) {
         self.socket = socket
         self.kind = kind
         self.maxSize = maxSize
+        self.controlCapacity = controlCapacity
     }
 
     deinit {
@@ -210,14 +222,19 @@ final class MultishotHandle: @unchecked Sendable {
     }
 
     /// Waits for the next element (reactor thread) and makes it with `finish`.
-    private nonisolated(nonsending) func next<R>(_ finish: @escaping (MultishotStream, Int, UInt32) throws -> R) async throws -> R {
+    nonisolated(nonsending) func next<R>(_ finish: (MultishotStream, Int, UInt32) throws -> R) async throws -> R {
         let reactor = socket.reactor, io = socket.io
         return try await reactor.onReactor {
             if stream == nil {
                 guard let backend = reactor.impl as? URingBackend else { throw ReactorError.shutDown }
-                stream = try MultishotStream(kind: kind, io: io, backend: backend, maxSize: maxSize)
+                stream = try MultishotStream(kind: kind, io: io, backend: backend, maxSize: maxSize,
+                                             controlCapacity: controlCapacity)
             }
             let stream = stream!
+            // Elements already queued are taken without a wait.
+            if !io.closed, !reactor.stopping, io.strandedConnections.isEmpty, let (result, flags) = stream.popReady() {
+                return try finish(stream, try ResultCode.check(Int(result)), flags)
+            }
             return try await reactor.perform(.streamWait, io: io, prepare: { record in
                 record.pointee.stream = Unmanaged.passUnretained(stream as AnyObject)
             }, finish: { result, record in
@@ -256,5 +273,25 @@ extension Reactor {
                 impl.cancel(stream.armed, record)
             }
         }
+    }
+}
+
+/// A datagram in a provided buffer, as a multishot `recvmsg` delivered it (`io_uring_recvmsg_out`
+/// and what follows it). Valid only inside ``MultishotStream/withDatagram(_:_:_:)``.
+struct RingDatagram {
+    /// The data received (cut to the buffer's room: `MSG_TRUNC` in ``flags`` then).
+    let payload: UnsafeRawBufferPointer
+    /// The sender's address (`msg_name`).
+    let name: UnsafeRawBufferPointer
+    /// The control data received (`msg_control`, `msg_controllen` bytes).
+    let control: UnsafeRawBufferPointer
+    /// The message's `msg_flags`.
+    let flags: RecvFlags
+
+    /// The sender's address as a `SockAddr`.
+    var address: SockAddr {
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: name) }
+        return SockAddr(storage, socklen_t(name.count))
     }
 }

@@ -86,6 +86,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var threadFinished = false
     /// Accept retries after `EMFILE`/`ENFILE` (for tests and diagnostics).
     let acceptBackoffs = Atomic<Int>(0)
+    /// Times the io_uring completion queue overflowed and was flushed (tests, diagnostics).
+    let completionOverflows = Atomic<Int>(0)
 
     // MARK: Life cycle
 
@@ -96,11 +98,11 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// - Throws: `ReactorError.ioUringUnavailable` when `.ioUring` was asked for and cannot be
     ///   used; `Errno` when the kernel refuses an epoll instance or an eventfd.
     public convenience init(backend: Backend = .automatic) throws {
-        try self.init(backend: backend, failIoUringProbe: false)
+        try self.init(backend: backend, options: ReactorOptions())
     }
 
-    /// `failIoUringProbe` makes the io_uring probe fail, as when the kernel forbids io_uring.
-    init(backend requested: Backend, failIoUringProbe: Bool) throws {
+    /// A reactor with `options` (tests: a failing io_uring probe, small rings).
+    init(backend requested: Backend, options: ReactorOptions) throws {
         let fd = sys_eventfd()
         guard fd >= 0 else { throw ResultCode.error(for: fd) }
         wakeFD = CInt(fd)
@@ -110,7 +112,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         serialCompanion.reactor = self
         let latch = Latch()
         thread = spawnThread(name: "socket2-reactor") { [self] in
-            threadMain(requested: requested, failIoUringProbe: failIoUringProbe, latch: latch)
+            threadMain(requested: requested, options: options, latch: latch)
         }
         latch.wait()
         if let startupError {
@@ -222,10 +224,10 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     // MARK: The loop
 
-    private func threadMain(requested: Backend, failIoUringProbe: Bool, latch: Latch) {
+    private func threadMain(requested: Backend, options: ReactorOptions, latch: Latch) {
         threadID = pthread_self()
         do {
-            impl = try makeBackend(requested, failIoUringProbe: failIoUringProbe)
+            impl = try makeBackend(requested, options: options)
             backend = impl.kind
             tracksReadiness = impl.tracksReadiness
         } catch {
@@ -238,14 +240,14 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         finish()
     }
 
-    private func makeBackend(_ requested: Backend, failIoUringProbe: Bool) throws -> any ReactorBackend {
+    private func makeBackend(_ requested: Backend, options: ReactorOptions) throws -> any ReactorBackend {
         switch requested {
         case .epoll:
             return try EpollBackend(reactor: self)
         case .ioUring:
-            return try URingBackend(reactor: self, failProbe: failIoUringProbe)
+            return try URingBackend(reactor: self, options: options)
         case .automatic:
-            if let uring = try? URingBackend(reactor: self, failProbe: failIoUringProbe) { return uring }
+            if let uring = try? URingBackend(reactor: self, options: options) { return uring }
             return try EpollBackend(reactor: self)
         }
     }
@@ -557,6 +559,15 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         io.strandedConnections.removeAll()
         impl.forget(io)
     }
+}
+
+/// Settings of a reactor that only tests change.
+struct ReactorOptions: Sendable {
+    /// Make the io_uring probe fail, as when the kernel forbids io_uring.
+    var failIoUringProbe = false
+    /// io_uring submission and completion queue sizes.
+    var submissionEntries: UInt32 = 1024
+    var completionEntries: UInt32 = 8192
 }
 
 extension Duration {

@@ -61,10 +61,8 @@ public final class ReactorGroup: Sendable {
         for reactor in reactors {
             let listener = try AsyncSocket(domain: address.domain(), type: .stream, reactor: reactor)
             listeners.append(listener)
-            for option in [SO_REUSEADDR, SO_REUSEPORT] {
-                let result = sys_setSocketOption(listener.rawDescriptor, option, 1)
-                if result < 0 { throw ResultCode.error(for: result) }
-            }
+            try listener.setReuseAddress(true)
+            try listener.setReusePort(true)
             try listener.bind(bound)
             try listener.listen(backlog)
             bound = try listener.localAddr()

@@ -104,12 +104,6 @@ func sys_socketType(_ fd: CInt) -> Int {
     return result < 0 ? result : Int(value)
 }
 
-/// `setsockopt` of a C `int` at `SOL_SOCKET` (`SO_REUSEADDR`, `SO_REUSEPORT`).
-func sys_setSocketOption(_ fd: CInt, _ name: CInt, _ value: CInt) -> Int {
-    var value = value
-    return resultOrErrno(Int(setsockopt(fd, SOL_SOCKET, name, &value, socklen_t(MemoryLayout<CInt>.size))))
-}
-
 /// Whether the socket has a peer: `getpeername(2)` succeeds.
 func sys_isConnected(_ fd: CInt) -> Bool {
     var storage = sockaddr_storage()

@@ -31,8 +31,8 @@ final class URingBackend: ReactorBackend {
     var kind: Reactor.Backend { .ioUring }
     var tracksReadiness: Bool { false }
 
-    init(reactor: Reactor, failProbe: Bool) throws {
-        if failProbe { throw ReactorError.ioUringUnavailable("the io_uring probe was made to fail") }
+    init(reactor: Reactor, options: ReactorOptions) throws {
+        if options.failIoUringProbe { throw ReactorError.ioUringUnavailable("the io_uring probe was made to fail") }
         self.reactor = reactor
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
@@ -48,8 +48,8 @@ final class URingBackend: ReactorBackend {
         for flags in flagSets {
             var params = io_uring_params()
             params.flags = flags | IORING_SETUP_CQSIZE
-            params.cq_entries = 8192
-            result = io_uring_queue_init_params(1024, ring, &params)
+            params.cq_entries = options.completionEntries
+            result = io_uring_queue_init_params(options.submissionEntries, ring, &params)
             if result == 0 {
                 features = params.features
                 break
@@ -226,7 +226,7 @@ final class URingBackend: ReactorBackend {
         let delay = previous == 0 ? 1 : min(previous * 2, 100)
         record.pointee.backoffMilliseconds = delay
         record.pointee.backingOff = true
-        reactor.acceptBackoffs.wrappingAdd(1, ordering: .relaxed)
+        if record.pointee.kind != .connect { reactor.acceptBackoffs.wrappingAdd(1, ordering: .relaxed) }
         reactor.schedule(.retry, for: record.pointee.id, in: UInt64(delay) * 1_000_000)
     }
 
@@ -244,7 +244,10 @@ final class URingBackend: ReactorBackend {
             _ = io_uring_submit_and_wait(ring, 1)
         }
         drain()
-        if io_uring_cq_has_overflow(ring) {
+        // Completions the full queue could not take wait in the kernel's overflow list: flush
+        // them (IORING_ENTER_GETEVENTS) until none is left.
+        while io_uring_cq_has_overflow(ring) {
+            reactor.completionOverflows.wrappingAdd(1, ordering: .relaxed)
             _ = io_uring_get_events(ring)
             drain()
         }
@@ -284,6 +287,9 @@ final class URingBackend: ReactorBackend {
                 reactor.complete(record, record.pointee.cancelReason.resultCode)
             } else if record.pointee.kind == .accept && Self.mustBackOff(result)
                         && record.pointee.cancelReason == .none {
+                backOff(record)
+            } else if result == -EAGAIN && record.pointee.kind == .connect {
+                // A Unix listener's queue is full; nothing will signal when it has room.
                 backOff(record)
             } else if result == -EINTR || result == -EAGAIN {
                 submit(record)

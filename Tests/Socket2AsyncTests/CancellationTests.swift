@@ -37,7 +37,7 @@ final class FullListener: Sendable {
             let client = try AsyncSocket(domain: .ipv4, type: .stream, reactor: reactor)
             held.append(client)
             do {
-                try await client.connect(address, timeout: .milliseconds(200))
+                try await client.connect(address, timeout: .milliseconds(500))
             } catch Errno.timedOut {
                 self.held = held
                 return

@@ -69,6 +69,8 @@ struct ReactorTests {
             let (listener, _) = try tcpListener(reactor)
             let (udp, _) = try udpSocket(reactor)
             let connecting = try AsyncSocket(domain: .ipv4, type: .stream, reactor: reactor)
+            let (streamListener, _) = try tcpListener(reactor)
+            let (streamUDP, _) = try udpSocket(reactor)
             setBufferSize(client, SO_SNDBUF, 4096)
             while client.rawDescriptor >= 0,
                   [UInt8](repeating: 1, count: 65536).withUnsafeBytes({
@@ -81,8 +83,10 @@ struct ReactorTests {
                 Task(executorPreference: reactor) { _ = try await udp.recvFrom(maxCount: 100) },
                 Task { try await connecting.connect(full.address) },
                 Task { _ = try await client.send(big.readOnly) },
+                Task(executorPreference: reactor) { for try await _ in streamListener.incoming {} },
+                Task { for try await _ in streamUDP.datagrams() {} },
             ]
-            await waitUntilPending(reactor, 5)
+            await waitUntilPending(reactor, 7)
             reactor.shutdown()
             for task in tasks {
                 do {
@@ -120,10 +124,10 @@ struct ReactorTests {
 
     @Test("io_uring refused by the kernel: automatic falls back to epoll")
     func ioUringFallback() throws {
-        let reactor = try Reactor(backend: .automatic, failIoUringProbe: true)
+        let reactor = try Reactor(backend: .automatic, options: ReactorOptions(failIoUringProbe: true))
         defer { reactor.shutdown() }
         #expect(reactor.backend == .epoll)
-        #expect(throws: ReactorError.self) { try Reactor(backend: .ioUring, failIoUringProbe: true) }
+        #expect(throws: ReactorError.self) { try Reactor(backend: .ioUring, options: ReactorOptions(failIoUringProbe: true)) }
         let automatic = try Reactor(backend: .automatic)
         defer { automatic.shutdown() }
         #expect(automatic.backend == .ioUring)
@@ -143,6 +147,39 @@ struct ReactorTests {
         }
     }
 
+    @Test("io_uring: a completion queue overflow loses nothing")
+    func completionOverflow() async throws {
+        let reactor = try Reactor(backend: .ioUring, options: ReactorOptions(submissionEntries: 8, completionEntries: 16))
+        defer { reactor.shutdown() }
+        try await withTimeout {
+            let count = 200
+            let (sender, _) = try udpSocket(reactor)
+            var sockets: [(AsyncSocket, SockAddr)] = []
+            for _ in 0..<count { sockets.append(try udpSocket(reactor)) }
+            let all = sockets
+            let receivers = Task(executorPreference: reactor) {
+                try await withThrowingTaskGroup(of: [UInt8].self) { group in
+                    for (socket, _) in all {
+                        group.addTask(executorPreference: reactor) { try await socket.recvFrom(maxCount: 8).bytes }
+                    }
+                    var total = 0
+                    for try await bytes in group { total += bytes.count == 1 ? 1 : 0 }
+                    return total
+                }
+            }
+            await waitUntilPending(reactor, count)
+            // All completions become ready at once, in one job of the reactor thread (no wait
+            // for completions in between): far more than the queue holds.
+            try await Task(executorPreference: reactor) {
+                for (index, (_, address)) in all.enumerated() {
+                    _ = try await sender.sendTo([UInt8(truncatingIfNeeded: index)], to: address)
+                }
+            }.value
+            #expect(try await receivers.value == count)
+            #expect(reactor.completionOverflows.load(ordering: .relaxed) > 0)
+        }
+    }
+
     @Test("Backend names")
     func backendNames() {
         #expect(Reactor.Backend(name: "epoll") == .epoll)
@@ -152,4 +189,29 @@ struct ReactorTests {
         #expect(Reactor.Backend.ioUring.description == "io_uring")
     }
 }
+}
+
+extension AsyncTests.ReactorTests {
+    actor Client {
+        let socket: AsyncSocket
+        init(_ socket: AsyncSocket) { self.socket = socket }
+        func receive() async throws -> [UInt8] { try await socket.recv(maxCount: 16) }
+    }
+
+    @Test("An actor's call that has to wait still waits on the reactor", arguments: backends)
+    func callFromActor(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            let actor = Client(server)
+            async let received = actor.receive()
+            await waitUntilPending(reactor)
+            try await client.sendAll([4, 2])
+            #expect(try await received == [4, 2])
+            @MainActor func onMain() async throws -> [UInt8] { try await server.recv(maxCount: 16) }
+            async let fromMain = onMain()
+            await waitUntilPending(reactor)
+            try await client.sendAll([9])
+            #expect(try await fromMain == [9])
+        }
+    }
 }

@@ -220,3 +220,46 @@ func openConnections(onPort port: UInt16) -> Int {
 
 /// The port of an internet address.
 func port(of address: SockAddr) -> UInt16 { address.asSocket()!.port }
+
+/// The environment variable that marks a test process started by `runThisTestInAChildProcess`.
+private let isolatedChildVariable = "SOCKET2_TESTS_ISOLATED_CHILD"
+
+/// Whether this process is a child started to run one test alone.
+let isIsolatedChild = getenv(isolatedChildVariable) != nil
+
+/// Runs this test binary again (`/proc/self/exe`) with only the tests matching `filter`, marked
+/// as an isolated child, waits for it, and returns its exit status (its output goes to ours).
+/// For tests that change process-wide state, which tests running beside them would see.
+func runThisTestInAChildProcess(_ filter: String) throws -> CInt {
+    let arguments = ["/proc/self/exe", "--testing-library", "swift-testing", "--filter", filter]
+    var environment = ProcessInfoLite.environment.filter { !$0.hasPrefix(isolatedChildVariable + "=") }
+    environment.append(isolatedChildVariable + "=1")
+    let argv = arguments.map { strdup($0) } + [nil]
+    let envp = environment.map { strdup($0) } + [nil]
+    defer {
+        argv.forEach { free($0) }
+        envp.forEach { free($0) }
+    }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, "/proc/self/exe", nil, nil, argv, envp)
+    guard spawned == 0 else { throw Errno(rawValue: spawned) }
+    var status: CInt = 0
+    while waitpid(pid, &status, 0) < 0 {
+        guard errno == EINTR else { throw Errno(rawValue: errno) }
+    }
+    // WIFEXITED / WEXITSTATUS; a signal shows as 128 + its number.
+    return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
+/// This process's environment as `NAME=value` strings, without Foundation.
+enum ProcessInfoLite {
+    static var environment: [String] {
+        var result: [String] = []
+        var entry = environ
+        while let pointer = entry.pointee {
+            result.append(String(cString: pointer))
+            entry += 1
+        }
+        return result
+    }
+}

@@ -41,7 +41,8 @@ struct OptionsDCCPTests {
                 let tcp = try Socket(domain: domain, type: .stream)
                 for (name, call) in dccpCalls {
                     let error = thrownError { try call(SockRef(tcp)) }
-                    #expect(error == .protocolNotAvailable || error == .notSupportedOnSocket, "\(name) on TCP: \(String(describing: error))")
+                    #expect(error == .protocolNotAvailable || error == .notSupportedOnSocket,
+                            "\(name) on TCP: \(String(describing: error))")
                 }
             }
             return

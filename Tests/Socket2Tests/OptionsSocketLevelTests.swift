@@ -28,6 +28,18 @@ private func uniqueAbstractAddress(_ tag: String) throws -> SockAddr {
     try SockAddr.unixAbstract(Array("socket2-options-\(getpid())-\(tag)".utf8))
 }
 
+/// The datagrams a socket dropped: `SK_MEMINFO_DROPS` of `SO_MEMINFO` (not an option of this
+/// module, so read directly).
+private func droppedCount(_ socket: SockRef) throws -> UInt32 {
+    var info = [UInt32](repeating: 0, count: 9)  // SK_MEMINFO_VARS
+    var length = socklen_t(info.count * 4)
+    let result = info.withUnsafeMutableBytes {
+        getsockopt(socket.rawDescriptor, SOL_SOCKET, SO_MEMINFO, $0.baseAddress, &length)
+    }
+    try #require(result == 0 && length == socklen_t(info.count * 4))
+    return info[8]  // SK_MEMINFO_DROPS
+}
+
 @Suite("Options SOL_SOCKET")
 struct OptionsSocketLevelTests {
     @Test("type(), domain(), protocol() report how the socket was made", arguments: SocketKind.allCases)
@@ -211,7 +223,25 @@ struct OptionsSocketLevelTests {
         #expect(thrownError { try receiver.detachFilter() } == .noSuchFileOrDirectory)
     }
 
-    @Test("attachFilter(): drop-all discards every datagram (Unix datagrams are filtered as they are sent)")
+    @Test("attachFilter(): drop-all discards UDP datagrams, which the socket counts as dropped",
+          arguments: [Domain.ipv4, .ipv6])
+    func attachFilterDropAllUDP(_ domain: Domain) throws {
+        let receiver = try boundUDP(domain)
+        let sender = try Socket(domain: domain, type: .dgram)
+        try receiver.attachFilter(BPF.dropAll)
+        #expect(try droppedCount(SockRef(receiver)) == 0)
+        _ = try sender.sendTo(Array("dropped".utf8), to: receiver.localAddr())
+        // Loopback delivers in a softirq: wait, at most five seconds, until the datagram is
+        // either counted as dropped (SO_MEMINFO) or readable.
+        var entry = pollfd(fd: receiver.rawDescriptor, events: Int16(POLLIN), revents: 0)
+        for _ in 0..<5_000 where try droppedCount(SockRef(receiver)) == 0 {
+            if poll(&entry, 1, 1) != 0 { break }
+        }
+        #expect(try droppedCount(SockRef(receiver)) == 1)
+        #expect(thrownError { try receiver.recv(maxCount: 64, flags: .dontWait) } == .wouldBlock)
+    }
+
+    @Test("attachFilter(): drop-all discards Unix datagrams as they are sent")
     func attachFilterDropAll() throws {
         let pair = try Socket.pair(domain: .unix, type: .dgram)
         try pair.second.attachFilter(BPF.dropAll)

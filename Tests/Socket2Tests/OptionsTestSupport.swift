@@ -133,7 +133,8 @@ struct OptionCase: Sendable, CustomTestStringConvertible {
         get: @escaping @Sendable (SockRef) throws -> Bool,
         set: @escaping @Sendable (SockRef, Bool) throws -> Void
     ) -> OptionCase {
-        roundTrip(name, on: kinds, privileged: privileged, orRefused: orRefused, get: get, set: set, values: [true, false, true])
+        roundTrip(name, on: kinds, privileged: privileged, orRefused: orRefused,
+                  get: get, set: set, values: [true, false, true])
     }
 
     /// A call that must fail with `error` on each of `kinds`.

@@ -37,7 +37,7 @@ struct socket2_in6_pktinfo {
 
 // MARK: - Socket options
 
-/// The kernel's `struct tcp_info` (linux/tcp.h, up to `tcpi_snd_wnd`, Linux 5.19+), which glibc's
+/// The kernel's `struct tcp_info` (linux/tcp.h, up to `tcpi_snd_wnd`), which glibc's
 /// <netinet/tcp.h> declares only up to `tcpi_total_retrans`. The UAPI header cannot be included
 /// here beside glibc's, so the layout is restated; csocket2.c checks it against linux/tcp.h.
 struct socket2_tcp_info {
@@ -96,6 +96,38 @@ struct socket2_tcp_info {
     __u32 tcpi_rcv_ooopack;
     __u32 tcpi_snd_wnd;
 };
+// MARK: - Control messages, batched datagrams, zero copy (beyond socket2)
+
+// SOL_UDP, UDP_SEGMENT and UDP_GRO (udp(7)), which Glibc's module does not import. Defined
+// here rather than by including <netinet/udp.h>: every glibc header this file includes that
+// Glibc's module does not already cover moves declarations out of reach of code importing Glibc.
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+/// `SCM_CREDENTIALS` (GNU-only in glibc's headers): its value, taken in csocket2.c.
+extern const int socket2_SCM_CREDENTIALS;
+
+// MARK: - Name resolution (getaddrinfo)
+
+// The GNU-only `EAI_*` codes of <netdb.h>, taken in csocket2.c (compiled with _GNU_SOURCE).
+extern const int socket2_EAI_ADDRFAMILY;
+extern const int socket2_EAI_NODATA;
+extern const int socket2_EAI_INPROGRESS;
+extern const int socket2_EAI_CANCELED;
+extern const int socket2_EAI_NOTCANCELED;
+extern const int socket2_EAI_ALLDONE;
+extern const int socket2_EAI_INTR;
+extern const int socket2_EAI_IDN_ENCODE;
+// The GNU-only `AI_*` flags.
+extern const int socket2_AI_IDN;
+extern const int socket2_AI_CANONIDN;
 
 int socket2_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
 int socket2_recvmmsg(int fd, struct socket2_mmsghdr *messages, unsigned int count, int flags,

@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Socket2
+import SystemPackage
+
+// Receives made with a system call of the core (recvmmsg, recvmsg with control data on the
+// stack) whenever the socket is readable: the call is tried first, and only when the kernel
+// says it would block does the task wait — for readability, not for the call — and then try
+// again. Nothing the call needs must outlive a suspension, so its memory can be on the stack or
+// reused from call to call: no allocation in the steady state.
+
+extension AsyncSocket {
+    /// Runs the receive `call` on this socket's descriptor (through a `SockRef`) as soon as it
+    /// does not fail with `EAGAIN`, waiting for readability in between. `EINTR` is retried.
+    ///
+    /// The call is tried at once except on the reactor thread of an epoll reactor that knows the
+    /// socket is not readable. Cancellation while waiting throws `CancellationError`, and nothing
+    /// was received then.
+    nonisolated(nonsending) func receiveWhenReadable<R>(_ call: (SockRef) throws(Errno) -> R) async throws -> R {
+        var outcome: R?
+        while true {
+            let done = try tryInput { fd in
+                while true {
+                    do throws(Errno) {
+                        outcome = try call(SockRef(rawDescriptor: fd))
+                        return 0
+                    } catch {
+                        if error != .interrupted { return -Int(error.rawValue) }
+                    }
+                }
+            }
+            if done != nil, let outcome { return outcome }
+            try await waitUntilReadable()
+        }
+    }
+
+    /// Tries an input call now: `attempt`, except that on a reactor that keeps no readiness
+    /// (io_uring) the call is also made on the reactor thread. Returns nil on `EAGAIN`.
+    private func tryInput(_ call: (CInt) -> Int) throws -> Int? {
+        if reactor.isCurrent && !reactor.tracksReadiness {
+            if io.closed { throw ReactorError.socketClosed }
+            let result = call(io.fd)
+            return result == -Int(EAGAIN) ? nil : try ResultCode.check(result)
+        }
+        return try attempt(input: true, requested: 0, flags: 0, call)
+    }
+
+    /// Waits until a datagram can be received, without receiving it: a zero-byte `recv(2)` with
+    /// `MSG_PEEK`, which the reactor makes when the socket becomes readable (epoll), or
+    /// `IORING_OP_RECV` of zero bytes with `MSG_PEEK` (io_uring). The datagram stays queued, so a
+    /// wait that is cancelled loses nothing.
+    nonisolated(nonsending) func waitUntilReadable() async throws {
+        if io.isStream {
+            // A zero-byte receive on a stream returns at once: peek at one byte (or the end).
+            _ = try await withScratch(1) { try await recv(into: $0, flags: .peek) }
+        } else {
+            _ = try await recv(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), flags: .peek)
+        }
+    }
+}

@@ -1,7 +1,0 @@
-import Testing
-import Socket2
-
-@Test func createsSocket() throws {
-    let s = try Socket(domain: .ipv4, type: .stream)
-    #expect(s.rawDescriptor >= 0)
-}
