@@ -135,6 +135,10 @@ private func serve(_ socket: AsyncSocket, mode: ServerMode, stats: ServerStats) 
             }
         case .udpSink:
             _ = try await receiveDatagrams(socket, stopAtMarker: false, stats: stats)
+        case .udpSinkBatch:
+            try await receiveBatches(socket, stats: stats)
+        case .udpSinkGro:
+            try await receiveCoalesced(socket, stats: stats)
         case .acceptDrain, .udpDrain:
             break
         }

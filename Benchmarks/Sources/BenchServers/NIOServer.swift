@@ -36,11 +36,13 @@ final class NIOServer: BenchServer {
                     port = try boundPort(socket)
                     let channel = try DatagramBootstrap(group: loop)
                         .channelOption(.autoRead, value: mode != .udpDrain)
+                        .receiveOptions(for: mode)
                         .channelInitializer { channel in
                             channel.eventLoop.makeCompletedFuture {
                                 let handler: any ChannelHandler =
                                     switch mode {
                                     case .udpEcho: UDPEchoHandler(stats: stats)
+                                    case .udpSinkGro: UDPCoalescedSinkHandler(stats: stats)
                                     default: UDPSinkHandler(stats: stats, drain: mode == .udpDrain ? drainState : nil)
                                     }
                                 try channel.pipeline.syncOperations.addHandler(handler)

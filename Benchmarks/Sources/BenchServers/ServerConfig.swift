@@ -33,8 +33,14 @@ public enum ServerMode: String, CaseIterable, Sendable {
     case acceptDrain = "accept-drain"
     /// Bind, receive nothing until told to drain the queued datagrams (`drain N`), timed.
     case udpDrain = "udp-drain"
+    /// Receive and discard datagrams in batches (UDPOffload.swift).
+    case udpSinkBatch = "udp-sink-batch"
+    /// Receive and discard datagrams coalesced by `UDP_GRO` (UDPOffload.swift).
+    case udpSinkGro = "udp-sink-gro"
 
-    public var isUDP: Bool { self == .udpEcho || self == .udpSink || self == .udpDrain }
+    public var isUDP: Bool {
+        self == .udpEcho || self == .udpSink || self == .udpDrain || self == .udpSinkBatch || self == .udpSinkGro
+    }
 }
 
 /// A server's whole configuration.

@@ -39,6 +39,8 @@ final class SyncServer: BenchServer, @unchecked Sendable {
         case .tcpEcho, .tcpStream: acceptConnections()
         case .udpEcho: udpEcho()
         case .udpSink: _ = udpReceive(stopAtMarker: false)
+        case .udpSinkBatch: receiveBatches(socket, stats: stats)
+        case .udpSinkGro: receiveCoalesced(socket, stats: stats)
         case .acceptDrain, .udpDrain: break
         }
     }

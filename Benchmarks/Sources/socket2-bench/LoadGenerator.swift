@@ -54,6 +54,8 @@ final class LoadGenerator {
             for _ in 0..<count { threads.append(try JoinableThread { connectClose(address, control) }) }
         case .udpFlood(let size):
             threads.append(try JoinableThread { udpFlood(address, size: size, control) })
+        case .udpGsoFlood(let size):
+            threads.append(try JoinableThread { udpGsoFlood(address, size: size, control) })
         case .stream(let size):
             threads.append(try JoinableThread { stream(address, size: size, control) })
         case .pingPong(let udp):

@@ -158,6 +158,9 @@ struct Report {
         } else if let p50 = cell.p50, let p99 = cell.p99 {
             notes.append("p50 \(format(p50 / 1000, digits: 1)) p99 \(format(p99 / 1000, digits: 1)) µs")
         }
+        if let perOperation = cell.clientCPUPerOperation {
+            notes.append("client CPU/op \(format(perOperation / 1000, digits: 2)) µs")
+        }
         if cell.scenario.kind == .live, let client = cell.clientCPU, client >= 0.95 {
             notes.append("client-bound")
         }

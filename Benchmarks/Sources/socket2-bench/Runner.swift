@@ -145,7 +145,7 @@ struct Runner {
             errors: errors, firstError: firstError, details: server.details,
             otherCPU: otherCPU, disturbed: otherCPU > settings.noiseLimit)
         result.lost = control.lost.load(ordering: .relaxed)
-        if case .udpFlood = scenario.client, clientOperations > 0 {
+        if scenario.client.isUDPFlood, clientOperations > 0 {
             result.loss = max(0, 1 - Double(serverOperations) / Double(clientOperations))
         }
         if let latencies = load.latencies() {

@@ -18,6 +18,8 @@ struct Scenario: Sendable, Hashable {
         case backlog
         /// One connected UDP socket sending datagrams of `size` as fast as it can.
         case udpFlood(size: Int)
+        /// One connected UDP socket sending `size`-byte datagrams with GSO, 32 per call (UDPOffload.swift).
+        case udpGsoFlood(size: Int)
         /// Datagrams of `size` queued in the server's receive buffer.
         case udpBacklog(size: Int)
         /// One TCP connection writing `size` bytes at a time.
@@ -39,6 +41,8 @@ struct Scenario: Sendable, Hashable {
     var operation: String
     /// Whether the server's counter (rather than the client's) counts the operations.
     var serverCounts: Bool
+    /// The backends the scenario runs on (nil: all).
+    var onlyBackends: [ServerBackend]? = nil
 
     static let all: [Scenario] = [
         Scenario(name: "accept", title: "accept, live, 4 client threads", kind: .live, mode: .accept,
@@ -49,10 +53,12 @@ struct Scenario: Sendable, Hashable {
                  client: .udpFlood(size: 32), operation: "datagram", serverCounts: true),
         Scenario(name: "udp-recv-1200", title: "UDP receive, live, 1200 B (client: sendmmsg, 32 a call)", kind: .live, mode: .udpSink,
                  client: .udpFlood(size: 1200), operation: "datagram", serverCounts: true),
+        udpRecvBatch32, udpRecvBatch1200, udpRecvGro1200,
         Scenario(name: "udp-drain-32", title: "UDP receive, drain SO_RCVBUF, 32 B", kind: .drain, mode: .udpDrain,
                  client: .udpBacklog(size: 32), operation: "datagram", serverCounts: true),
         Scenario(name: "udp-drain-1200", title: "UDP receive, drain SO_RCVBUF, 1200 B", kind: .drain, mode: .udpDrain,
                  client: .udpBacklog(size: 1200), operation: "datagram", serverCounts: true),
+        udpSend1200, udpSendGso1200,
         Scenario(name: "tcp-recv", title: "TCP receive, 1 stream, 64 KiB writes", kind: .live, mode: .tcpStream,
                  client: .stream(size: 65536), operation: "byte", serverCounts: true),
         Scenario(name: "pingpong-tcp", title: "ping-pong, TCP_NODELAY, 1 B", kind: .latency, mode: .tcpEcho,

@@ -114,7 +114,7 @@ struct Run: ParsableCommand {
         let started = monotonicNanos()
         var cells: [Cell] = []
         for scenario in scenarioList {
-            for backend in backendList { cells.append(Cell(scenario: scenario, backend: backend, runs: [], failures: [])) }
+            for backend in backendList where scenario.runs(on: backend) { cells.append(Cell(scenario: scenario, backend: backend, runs: [], failures: [])) }
         }
         let total = repetitionCount * cells.count
         var done = 0
