@@ -130,7 +130,7 @@ public final class DatagramBatch {
     /// when it was longer than ``bufferSize``).
     public func flags(at index: Int) -> RecvFlags {
         checkIndex(index)
-        return RecvFlags(rawValue: receivedFlags[index])
+        return RecvFlags(rawValue: receivedFlags[index]).droppingCloseOnExecEcho()
     }
 
     /// The address of slot `index`: the sender after a receive, the destination of a send;

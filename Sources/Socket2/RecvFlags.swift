@@ -27,6 +27,12 @@ public struct RecvFlags: RawRepresentable, Hashable, Sendable, CustomStringConve
 
     /// Each of socket2's flags (`MSG_TRUNC`, `MSG_EOR`, `MSG_OOB`, `MSG_CONFIRM`,
     /// `MSG_DONTROUTE`) as a boolean, as socket2's `Debug`.
+    /// These flags without `MSG_CMSG_CLOEXEC`, which `recvmsg(2)` echoes back from the call's
+    /// flags: it says nothing about the message received.
+    package func droppingCloseOnExecEcho() -> RecvFlags {
+        RecvFlags(rawValue: rawValue & ~CInt(MSG_CMSG_CLOEXEC))
+    }
+
     public var description: String {
         "RecvFlags(isTruncated: \(isTruncated()), isEndOfRecord: \(isEndOfRecord()), "
             + "isOutOfBand: \(isOutOfBand()), isConfirm: \(isConfirm()), "

@@ -170,7 +170,7 @@ extension SocketHandle where Self: ~Copyable {
             controlLength = result.controlLength
             return result
         }
-        return ReceivedMessage(count: received.count, address: received.address, flags: received.flags,
+        return ReceivedMessage(count: received.count, address: received.address, flags: received.flags.droppingCloseOnExecEcho(),
                                control: control.takeMessages(flags: received.flags))
     }
 

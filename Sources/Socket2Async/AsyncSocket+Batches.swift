@@ -147,8 +147,7 @@ public final class ReceivedDatagramBatch {
     /// ``maxSize``, `MSG_CTRUNC` when its control data did not fit.
     public func flags(at index: Int) -> RecvFlags {
         checkIndex(index)
-        // recvmmsg(2) reports the MSG_CMSG_CLOEXEC it was given: not a fact about the datagram.
-        return fromRing ? ringFlags[index] : RecvFlags(rawValue: slots.flags(at: index).rawValue & ~CInt(MSG_CMSG_CLOEXEC))
+        return fromRing ? ringFlags[index] : slots.flags(at: index)
     }
 
     /// The packet info of datagram `index` (`IP_PKTINFO` / `IPV6_PKTINFO`): the address it was

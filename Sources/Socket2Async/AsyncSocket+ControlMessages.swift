@@ -66,7 +66,7 @@ extension AsyncSocket {
             let length = min(max(received.controlLength, 0), capacity)
             let messages = ReceivedControlMessage.parse(
                 received: UnsafeRawBufferPointer(rebasing: control[..<length]), flags: received.flags)
-            return ReceivedMessage(count: received.count, address: received.address, flags: received.flags,
+            return ReceivedMessage(count: received.count, address: received.address, flags: received.flags.droppingCloseOnExecEcho(),
                                    control: messages)
         }
     }

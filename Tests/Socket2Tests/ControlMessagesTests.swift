@@ -391,6 +391,8 @@ func sendableForm(_ message: ReceivedControlMessage) -> ControlMessage? {
             maxCount: 8, controlCapacity: ControlMessage.space(forDataLength: 4))
         #expect(bytes == [1])
         #expect(!message.flags.isControlTruncated())
+        // MSG_CMSG_CLOEXEC, passed on every receive of control data, is not echoed back.
+        #expect(message.flags.rawValue & CInt(MSG_CMSG_CLOEXEC) == 0)
         try #require(message.control.count == 1)
         guard case .rights(let rights) = message.control[0] else { Issue.record("\(message)"); return }
         #expect(rights.count == 1)
