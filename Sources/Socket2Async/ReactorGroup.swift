@@ -50,8 +50,9 @@ public final class ReactorGroup: Sendable {
         try await serve(on: address, backlog: backlog, ready: { _ in }, handler)
     }
 
-    /// `serve`, telling `ready` the bound address once every listener listens.
-    nonisolated(nonsending) func serve(
+    /// `serve(on:backlog:_:)`, telling `ready` the bound address once every listener listens —
+    /// the port the kernel picked when `address` has port 0.
+    public nonisolated(nonsending) func serve(
         on address: SockAddr, backlog: CInt,
         ready: (SockAddr) -> Void,
         _ handler: @escaping @Sendable (AsyncSocket, SockAddr) async -> Void
