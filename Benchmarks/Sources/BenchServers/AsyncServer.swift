@@ -129,9 +129,14 @@ private func serve(_ socket: AsyncSocket, mode: ServerMode, stats: ServerStats) 
                 }
             }
         case .udpEcho:
-            for try await datagram in socket.datagrams(maxSize: maxDatagramSize) {
+            // One reused buffer: the raw-buffer forms allocate nothing per datagram, where the
+            // `datagrams` stream hands out a new array each time.
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: maxDatagramSize, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let (count, sender) = try await socket.recvFrom(into: buffer)
                 stats.add(1)
-                _ = try await socket.sendTo(datagram.bytes, to: datagram.address)
+                _ = try await socket.sendTo(UnsafeRawBufferPointer(rebasing: buffer[..<count]), to: sender)
             }
         case .udpSink:
             _ = try await receiveDatagrams(socket, stopAtMarker: false, stats: stats)
