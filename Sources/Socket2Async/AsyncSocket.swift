@@ -36,16 +36,13 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     /// - Throws: `Errno` from `fcntl(2)` or `getsockopt(SO_TYPE)`; ``ReactorError/shutDown``
     ///   when the reactor is shut down. The socket is closed when this throws.
     public init(_ socket: consuming Socket, reactor: Reactor = .shared) throws {
+        // The core's calls, while `socket` still owns the descriptor: a throw closes it.
+        try socket.setNonblocking(true)
+        let type = try socket.type()
+        guard !reactor.isShutDown.load(ordering: .relaxed) else { throw ReactorError.shutDown }
         let fd = socket.intoRawDescriptor()
-        let nonblocking = sys_setNonblocking(fd)
-        let type = nonblocking < 0 ? nonblocking : sys_socketType(fd)
-        if type < 0 || reactor.isShutDown.load(ordering: .relaxed) {
-            _ = sys_close(fd)
-            throw type < 0 ? ResultCode.error(for: type) : ReactorError.shutDown
-        }
         self.reactor = reactor
-        io = IOState(fd: fd, isStream: CInt(type) == SOCK_STREAM.rawValue,
-                     tracksReadiness: reactor.tracksReadiness)
+        io = IOState(fd: fd, isStream: type == .stream, tracksReadiness: reactor.tracksReadiness)
         descriptor = Atomic(fd)
     }
 

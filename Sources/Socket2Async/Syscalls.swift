@@ -96,14 +96,6 @@ func sys_socketError(_ fd: CInt) -> Int {
     return result < 0 ? result : Int(value)
 }
 
-/// `getsockopt(SO_TYPE)`.
-func sys_socketType(_ fd: CInt) -> Int {
-    var value: CInt = 0
-    var length = socklen_t(MemoryLayout<CInt>.size)
-    let result = resultOrErrno(Int(getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length)))
-    return result < 0 ? result : Int(value)
-}
-
 /// Whether the socket has a peer: `getpeername(2)` succeeds.
 func sys_isConnected(_ fd: CInt) -> Bool {
     var storage = sockaddr_storage()
@@ -120,14 +112,6 @@ func sys_getpeername(_ fd: CInt, _ storage: UnsafeMutablePointer<sockaddr_storag
         resultOrErrno(Int(getpeername(fd, $0, &length)))
     }
     return result < 0 ? result : Int(length)
-}
-
-/// Sets `O_NONBLOCK` (`fcntl(2)`), reading the flags first so that nothing else changes.
-func sys_setNonblocking(_ fd: CInt) -> Int {
-    let flags = resultOrErrno(Int(fcntl(fd, F_GETFL)))
-    if flags < 0 { return flags }
-    if CInt(flags) & O_NONBLOCK != 0 { return 0 }
-    return resultOrErrno(Int(fcntl(fd, F_SETFL, CInt(flags) | O_NONBLOCK)))
 }
 
 // MARK: - epoll and eventfd
