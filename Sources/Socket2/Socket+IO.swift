@@ -110,18 +110,7 @@ extension SocketHandle where Self: ~Copyable {
 func receiveArray(
     maxCount: Int, _ receive: (UnsafeMutableRawBufferPointer) throws(Errno) -> Int
 ) throws(Errno) -> [UInt8] {
-    guard maxCount >= 0 else { throw .invalidArgument }
-    var failure: Errno?
-    let bytes = [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
-        count = 0
-        do throws(Errno) {
-            count = min(try receive(UnsafeMutableRawBufferPointer(buffer)), maxCount)
-        } catch {
-            failure = error
-        }
-    }
-    if let failure { throw failure }
-    return bytes
+    try receiveArray(maxCount: maxCount) { (buffer) throws(Errno) in (try receive(buffer), ()) }.bytes
 }
 
 // MARK: - Sending
