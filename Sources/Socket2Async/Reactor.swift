@@ -82,6 +82,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @exclusivity(unchecked) var impl: (any ReactorBackend)!
     /// Shutting down: new operations fail at once with `ReactorError.shutDown`.
     @exclusivity(unchecked) var stopping = false
+    /// The job running now is an actor's, not a task's that prefers the reactor (`onReactor`).
+    @exclusivity(unchecked) private(set) var runningIsolatedJob = false
     /// The loop has ended: jobs can no longer run here.
     @exclusivity(unchecked) private var threadFinished = false
     /// Accept retries after `EMFILE`/`ENFILE` (for tests and diagnostics).
@@ -282,6 +284,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     private func runJobs() {
         var budget = 4096
         while budget > 0, let queued = runQueue.pop() {
+            runningIsolatedJob = queued.isolated
             if queued.isolated {
                 queued.job.runSynchronously(on: unownedSerial)
             } else {
@@ -289,6 +292,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             }
             budget -= 1
         }
+        runningIsolatedJob = false
     }
 
     /// A job that can no longer run here goes to the fallback thread.
@@ -478,9 +482,12 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         let id = ops.id(of: index)
         if let timeout { schedule(.timeOut, for: id, in: timeout.nanosecondsClamped) }
         // The variant that inherits the executor: no executor switch when entering and leaving
-        // it (two fewer per suspended operation); `perform` runs on the reactor thread anyway.
+        // it (two fewer per suspended operation). Its operation closure runs on the generic
+        // executor, which `onReactor` has made the reactor (the task prefers it): the
+        // continuation then resumes the task on the reactor thread.
         let result = await _unsafeInheritExecutor_withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
+                assert(isCurrent, "an operation started off the reactor thread")
                 record.pointee.continuation = continuation
                 // Checked again: a suspension before this point (an executor switch) could have
                 // let a close or a shutdown in.
@@ -499,11 +506,14 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         return try finish(result, record)
     }
 
-    /// Runs `body` on the reactor thread: at once when already there, else by moving the task
-    /// there for the duration (`withTaskExecutorPreference`).
+    /// Runs `body` on the reactor thread with the reactor as the task's executor: at once when
+    /// the task already runs as a job of the reactor's task executor, else by moving it there for
+    /// the duration (`withTaskExecutorPreference`). An actor job on the reactor thread moves
+    /// too: the async closure in `perform` would leave the actor for the generic executor, and
+    /// without the preference its continuation would resume on the global pool.
     @inline(__always)
     nonisolated(nonsending) func onReactor<R>(_ body: nonisolated(nonsending) () async throws -> R) async throws -> R {
-        if isCurrent { return try await body() }
+        if isCurrent && !runningIsolatedJob { return try await body() }
         // A stopping reactor still runs (its operations fail with `shutDown`); a finished one
         // does not.
         if isFinished.load(ordering: .relaxed) { throw ReactorError.shutDown }

@@ -60,6 +60,52 @@ struct ReactorTests {
         }
     }
 
+    /// An actor whose serial executor is the reactor.
+    actor ReactorBoundEcho {
+        let reactor: Reactor
+        init(_ reactor: Reactor) { self.reactor = reactor }
+        nonisolated var unownedExecutor: UnownedSerialExecutor { reactor.asUnownedSerialExecutor() }
+
+        /// Sends a byte and waits for it, `rounds` times; true when every step ran on the
+        /// reactor thread.
+        func roundTrips(_ client: AsyncSocket, _ server: AsyncSocket, rounds: Int) async throws -> Bool {
+            var onReactor = reactor.isCurrent
+            for round in 0..<rounds {
+                try await client.sendAll([UInt8(truncatingIfNeeded: round)])
+                onReactor = onReactor && reactor.isCurrent
+                let received = try await server.recv(maxCount: 1)
+                onReactor = onReactor && reactor.isCurrent && received == [UInt8(truncatingIfNeeded: round)]
+            }
+            return onReactor
+        }
+
+        func receive(_ socket: AsyncSocket) async throws -> (bytes: [UInt8], onReactor: Bool) {
+            let bytes = try await socket.recv(maxCount: 16)
+            return (bytes, reactor.isCurrent)
+        }
+    }
+
+    // An actor job runs isolated to the actor, not as the reactor's task job: the wait must
+    // still start on the reactor thread and resume the actor there (it once resumed on the
+    // global executor, which started the next operation off the reactor thread and could hang).
+    @Test("An actor whose executor is the reactor waits and resumes on the reactor thread", arguments: backends)
+    func actorOnReactor(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            let echo = ReactorBoundEcho(reactor)
+            // From a task without an executor preference, and from one that prefers the reactor.
+            #expect(try await Task.detached { try await echo.roundTrips(client, server, rounds: 300) }.value)
+            #expect(try await Task(executorPreference: reactor) {
+                try await echo.roundTrips(client, server, rounds: 300)
+            }.value)
+            async let received = echo.receive(server)
+            await waitUntilPending(reactor)
+            try await client.sendAll([7, 8])
+            let (bytes, onReactor) = try await received
+            #expect(bytes == [7, 8] && onReactor)
+        }
+    }
+
     @Test("Shutdown completes every pending operation with shutDown", arguments: backends)
     func shutdownWithPendingOperations(backend: Reactor.Backend) async throws {
         let full = try await FullListener()
