@@ -312,7 +312,9 @@ final class EpollBackend: ReactorBackend {
         let failed = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
         if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || failed {
             io.readReady = true
-            if flags & EPOLLRDHUP.rawValue != 0 || failed { io.inputClosed = true }
+            // A datagram socket's error (an ICMP report) is taken by the next receive and is
+            // not the end of its input.
+            if io.isStream && (flags & EPOLLRDHUP.rawValue != 0 || failed) { io.inputClosed = true }
             if io.inputHead >= 0 { process(io, input: true) }
         }
         if flags & EPOLLOUT.rawValue != 0 || failed {

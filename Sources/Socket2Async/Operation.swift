@@ -299,7 +299,8 @@ final class IOState: @unchecked Sendable {
     func noteInput(_ result: Int, requested: Int, flags: CInt) {
         if result == -Int(EAGAIN) {
             readReady = false
-        } else if result == 0 && requested > 0 {
+        } else if result == 0 && requested > 0 && isStream {
+            // (On a datagram socket 0 is an empty datagram, not the end of input.)
             inputClosed = true
         } else if isStream && result < requested && flags & CInt(MSG_PEEK) == 0 {
             readReady = false

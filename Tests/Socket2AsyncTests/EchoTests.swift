@@ -103,6 +103,26 @@ struct EchoTests {
         }
     }
 
+    @Test("An empty datagram is a datagram: later receives still wait", arguments: backends)
+    func emptyDatagram(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (server, serverAddress) = try udpSocket(reactor)
+            let (client, _) = try udpSocket(reactor)
+            let received = Task(executorPreference: reactor) { () -> [Int] in
+                var sizes: [Int] = []
+                for _ in 0..<3 { sizes.append(try await server.recvFrom(maxCount: 64).bytes.count) }
+                #expect(!server.io.inputClosed)
+                return sizes
+            }
+            #expect(try await client.sendTo([], to: serverAddress) == 0)
+            #expect(try await client.sendTo([], to: serverAddress) == 0)
+            // The third receive has to wait for its datagram, once the queue is empty.
+            await waitUntilPending(reactor)
+            #expect(try await client.sendTo([1, 2, 3], to: serverAddress) == 3)
+            #expect(try await received.value == [0, 0, 3])
+        }
+    }
+
     @Test("Unix stream echo", arguments: backends)
     func unixEcho(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
