@@ -73,6 +73,15 @@ public struct DatagramBatches: AsyncSequence, Sendable {
 
         /// The next batch (never empty), or `nil` once the socket is closed.
         public mutating func next() async throws -> ReceivedDatagramBatch? {
+            try await nextBatch()
+        }
+
+        /// The next batch, waited for in the caller's isolation (no hop off an actor).
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws -> ReceivedDatagramBatch? {
+            try await nextBatch()
+        }
+
+        private nonisolated(nonsending) func nextBatch() async throws -> ReceivedDatagramBatch? {
             do {
                 return try await receiver.next()
             } catch ReactorError.socketClosed {

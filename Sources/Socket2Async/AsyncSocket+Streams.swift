@@ -47,6 +47,15 @@ public struct IncomingConnections: AsyncSequence, Sendable {
 
         /// The next element; `nil` once the socket is closed.
         public mutating func next() async throws -> Element? {
+            try await nextConnection()
+        }
+
+        /// The next element, waited for in the caller's isolation (no hop off an actor).
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Element? {
+            try await nextConnection()
+        }
+
+        private nonisolated(nonsending) func nextConnection() async throws -> Element? {
             do {
                 if let stream { return try await stream.nextConnection() }
                 return try await listener.accept()
@@ -81,6 +90,15 @@ public struct ReceivedDatagrams: AsyncSequence, Sendable {
 
         /// The next element; `nil` once the socket is closed.
         public mutating func next() async throws -> Element? {
+            try await nextDatagram()
+        }
+
+        /// The next element, waited for in the caller's isolation (no hop off an actor).
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Element? {
+            try await nextDatagram()
+        }
+
+        private nonisolated(nonsending) func nextDatagram() async throws -> Element? {
             do {
                 if let stream { return try await stream.nextDatagram() }
                 let buffer = scratch!.raw

@@ -90,6 +90,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     let acceptBackoffs = Atomic<Int>(0)
     /// Times the io_uring completion queue overflowed and was flushed (tests, diagnostics).
     let completionOverflows = Atomic<Int>(0)
+    /// Jobs and requests handed over from other threads (tests, diagnostics).
+    let postsFromOtherThreads = Atomic<Int>(0)
 
     // MARK: Life cycle
 
@@ -219,6 +221,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     /// Hands `item` to the reactor thread from any thread.
     func post(_ item: InboxItem) {
+        postsFromOtherThreads.wrappingAdd(1, ordering: .relaxed)
         let (accepted, wake) = inbox.push(item)
         if wake { sys_eventfd_signal(wakeFD) }
         if !accepted { orphan(item) }

@@ -106,6 +106,63 @@ struct ReactorTests {
         }
     }
 
+    /// Iterates `incoming` and `datagrams` on an actor whose executor is the reactor.
+    actor ReactorBoundServer {
+        let reactor: Reactor
+        init(_ reactor: Reactor) { self.reactor = reactor }
+        nonisolated var unownedExecutor: UnownedSerialExecutor { reactor.asUnownedSerialExecutor() }
+
+        func accept(_ listener: AsyncSocket, count: Int) async throws -> Int {
+            var accepted = 0
+            for try await connection in listener.incoming {
+                try await connection.socket.close()
+                accepted += 1
+                if accepted == count { break }
+            }
+            return accepted
+        }
+
+        func receive(_ socket: AsyncSocket, count: Int) async throws -> Int {
+            var received = 0
+            for try await _ in socket.datagrams(maxSize: 64) {
+                received += 1
+                if received == count { break }
+            }
+            return received
+        }
+    }
+
+    // `for try await` on an actor uses `next(isolation:)`: no element leaves the reactor thread
+    // (plain `next()` would hop to the global executor and back for every one).
+    @Test("Streams iterated on an actor of the reactor stay on the reactor thread", arguments: backends)
+    func streamsOnActor(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let server = ReactorBoundServer(reactor)
+            let (listener, address) = try tcpListener(reactor)
+            let (udp, udpAddress) = try udpSocket(reactor)
+            let (sender, _) = try udpSocket(reactor)
+            let count = 20
+            // Tasks without an executor preference: only the actor keeps them on the reactor.
+            let accepting = Task.detached { try await server.accept(listener, count: count) }
+            let receiving = Task.detached { try await server.receive(udp, count: count) }
+            await waitUntilPending(reactor, 2)
+            let before = reactor.postsFromOtherThreads.load(ordering: .relaxed)
+            try await Task(executorPreference: reactor) {
+                for _ in 0..<count {
+                    let client = try AsyncSocket(domain: .ipv4, type: .stream, reactor: reactor)
+                    try await client.connect(address)
+                    try await client.close()
+                    _ = try await sender.sendTo([1], to: udpAddress)
+                }
+            }.value
+            let (accepted, received) = (try await accepting.value, try await receiving.value)
+            let posts = reactor.postsFromOtherThreads.load(ordering: .relaxed) - before
+            #expect(accepted == count && received == count)
+            // One post starts the client task; hopping would cost one or two per element.
+            #expect(posts <= 1)
+        }
+    }
+
     @Test("Shutdown completes every pending operation with shutDown", arguments: backends)
     func shutdownWithPendingOperations(backend: Reactor.Backend) async throws {
         let full = try await FullListener()
