@@ -208,6 +208,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     /// The reactor as the serial executor of actors: `nonisolated var unownedExecutor:
     /// UnownedSerialExecutor { reactor.asUnownedSerialExecutor() }` runs the actor on the
+    /// reactor thread. A socket call of such an actor that has to wait runs the wait as a job
+    /// of the reactor's task executor and comes back to the actor afterwards, all on the
     /// reactor thread.
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor { unownedSerial }
 
