@@ -492,7 +492,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         // continuation then resumes the task on the reactor thread.
         let result = await _unsafeInheritExecutor_withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
-                assert(isCurrent, "an operation started off the reactor thread")
+                precondition(isCurrent, "Socket2Async: an operation started off the reactor thread")
                 record.pointee.continuation = continuation
                 // Checked again: a suspension before this point (an executor switch) could have
                 // let a close or a shutdown in.
