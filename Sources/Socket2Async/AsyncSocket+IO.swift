@@ -84,29 +84,33 @@ extension AsyncSocket {
         into buffers: [UnsafeMutableRawBufferPointer], control: UnsafeMutableRawBufferPointer? = nil,
         flags: MessageFlags = []
     ) async throws -> (count: Int, flags: RecvFlags, controlLength: Int, address: SockAddr?) {
-        let vectors = IOVectors(buffers.map { ($0.baseAddress, $0.count) })
-        defer { vectors.deallocate() }
         let raw = flags.rawValue
         let controlBase = control?.baseAddress, controlCount = control?.count ?? 0
         var storage = sockaddr_storage()
         var message = msghdr()
-        if let result = try attempt(input: true, requested: vectors.totalLength, flags: raw, { fd in
-            withUnsafeMutablePointer(to: &storage) { storage in
-                message = msghdr(msg_name: storage, msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
-                                 msg_iov: vectors.base, msg_iovlen: vectors.count,
-                                 msg_control: controlBase, msg_controllen: controlCount, msg_flags: 0)
-                return sys_recvmsg(fd, &message, raw)
+        let attempted = try withUnsafeTemporaryAllocation(of: iovec.self, capacity: max(buffers.count, 1)) { vectors in
+            let total = fillVectors(vectors.baseAddress!, from: buffers) { ($0.baseAddress, $0.count) }
+            return try attempt(input: true, requested: total, flags: raw) { fd in
+                withUnsafeMutablePointer(to: &storage) { storage in
+                    message = msghdr(msg_name: storage, msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                                     msg_iov: vectors.baseAddress, msg_iovlen: buffers.count,
+                                     msg_control: controlBase, msg_controllen: controlCount, msg_flags: 0)
+                    return sys_recvmsg(fd, &message, raw)
+                }
             }
-        }) {
+        }
+        if let result = attempted {
             return (result, RecvFlags(rawValue: message.msg_flags), message.msg_controllen,
                     message.msg_namelen > 0 ? SockAddr(storage, message.msg_namelen) : nil)
         }
         return try await wait(.recvMsg, prepare: { record in
             record.pointee.flags = raw
             let name = withUnsafeMutablePointer(to: &record.pointee.address) { UnsafeMutableRawPointer($0) }
+            let vectors = OpRecord.vectors(record, count: buffers.count)
+            _ = fillVectors(vectors, from: buffers) { ($0.baseAddress, $0.count) }
             record.pointee.message = msghdr(
                 msg_name: name, msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
-                msg_iov: vectors.base, msg_iovlen: vectors.count,
+                msg_iov: vectors, msg_iovlen: buffers.count,
                 msg_control: controlBase, msg_controllen: controlCount, msg_flags: 0)
         }, finish: { result, record in
             let count = try ResultCode.check(result)
@@ -207,21 +211,24 @@ extension AsyncSocket {
         _ buffers: [UnsafeRawBufferPointer], to address: SockAddr? = nil,
         control: UnsafeRawBufferPointer? = nil, flags: MessageFlags = []
     ) async throws -> Int {
-        let vectors = IOVectors(buffers.map { (UnsafeMutableRawPointer(mutating: $0.baseAddress), $0.count) })
-        defer { vectors.deallocate() }
         let raw = flags.rawValue
         let controlBase = UnsafeMutableRawPointer(mutating: control?.baseAddress)
         let controlCount = control?.count ?? 0
         var storage = address?.asStorage().raw ?? sockaddr_storage()
         let length = address?.len() ?? 0
-        if let result = try attempt(input: false, requested: vectors.totalLength, flags: raw, { fd in
-            withUnsafeMutablePointer(to: &storage) { storage in
-                var message = msghdr(msg_name: length > 0 ? UnsafeMutableRawPointer(storage) : nil,
-                                     msg_namelen: length, msg_iov: vectors.base, msg_iovlen: vectors.count,
-                                     msg_control: controlBase, msg_controllen: controlCount, msg_flags: 0)
-                return sys_sendmsg(fd, &message, raw)
+        let part = { (buffer: UnsafeRawBufferPointer) in (UnsafeMutableRawPointer(mutating: buffer.baseAddress), buffer.count) }
+        let attempted = try withUnsafeTemporaryAllocation(of: iovec.self, capacity: max(buffers.count, 1)) { vectors in
+            let total = fillVectors(vectors.baseAddress!, from: buffers, part)
+            return try attempt(input: false, requested: total, flags: raw) { fd in
+                withUnsafeMutablePointer(to: &storage) { storage in
+                    var message = msghdr(msg_name: length > 0 ? UnsafeMutableRawPointer(storage) : nil,
+                                         msg_namelen: length, msg_iov: vectors.baseAddress, msg_iovlen: buffers.count,
+                                         msg_control: controlBase, msg_controllen: controlCount, msg_flags: 0)
+                    return sys_sendmsg(fd, &message, raw)
+                }
             }
-        }) {
+        }
+        if let result = attempted {
             return result
         }
         let stored = storage
@@ -229,9 +236,11 @@ extension AsyncSocket {
             record.pointee.flags = raw
             record.pointee.address = stored
             let name = withUnsafeMutablePointer(to: &record.pointee.address) { UnsafeMutableRawPointer($0) }
+            let vectors = OpRecord.vectors(record, count: buffers.count)
+            _ = fillVectors(vectors, from: buffers, part)
             record.pointee.message = msghdr(
                 msg_name: length > 0 ? name : nil, msg_namelen: length,
-                msg_iov: vectors.base, msg_iovlen: vectors.count,
+                msg_iov: vectors, msg_iovlen: buffers.count,
                 msg_control: controlBase, msg_controllen: controlCount, msg_flags: 0)
         }, finish: { result, _ in try ResultCode.check(result) })
     }
@@ -258,22 +267,18 @@ nonisolated(nonsending) func withCopy<C: Collection<UInt8>, R>(
     return try await body(UnsafeRawBufferPointer(buffer))
 }
 
-/// An `iovec` array for the duration of one call.
-struct IOVectors {
-    let base: UnsafeMutablePointer<iovec>
-    let count: Int
-    let totalLength: Int
-
-    init(_ buffers: [(UnsafeMutableRawPointer?, Int)]) {
-        count = buffers.count
-        base = .allocate(capacity: max(count, 1))
-        var total = 0
-        for (offset, (pointer, length)) in buffers.enumerated() {
-            (base + offset).initialize(to: iovec(iov_base: pointer, iov_len: length))
-            total += length
-        }
-        totalLength = total
+/// Writes one `iovec` per buffer at `vectors` (room for `buffers.count`); returns the total
+/// length.
+@inline(__always)
+func fillVectors<Buffer>(
+    _ vectors: UnsafeMutablePointer<iovec>, from buffers: [Buffer],
+    _ part: (Buffer) -> (UnsafeMutableRawPointer?, Int)
+) -> Int {
+    var total = 0
+    for (offset, buffer) in buffers.enumerated() {
+        let (base, count) = part(buffer)
+        (vectors + offset).initialize(to: iovec(iov_base: base, iov_len: count))
+        total += count
     }
-
-    func deallocate() { base.deallocate() }
+    return total
 }

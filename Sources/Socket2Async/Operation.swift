@@ -116,7 +116,11 @@ struct OpRecord {
     var address = sockaddr_storage()
     var addressLength: socklen_t = 0
     var message = msghdr()
-    var iov = iovec()
+    /// The vectors of `message`: up to `inlineVectorCount` here, more in `spilledVectors`
+    /// (allocated by `vectors(_:count:)`, freed with the record).
+    var iov = (iovec(), iovec(), iovec(), iovec())
+    var spilledVectors: UnsafeMutablePointer<iovec>?
+    static let inlineVectorCount = 4
 
     var isFree: Bool { state == .free }
 
@@ -139,6 +143,14 @@ struct OpRecord {
     static func iovPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<iovec> {
         (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.iov)!)
             .assumingMemoryBound(to: iovec.self)
+    }
+
+    /// Room for `count` vectors that lives as long as the record's use.
+    static func vectors(_ record: UnsafeMutablePointer<OpRecord>, count: Int) -> UnsafeMutablePointer<iovec> {
+        if count <= inlineVectorCount { return iovPointer(record) }
+        let spilled = UnsafeMutablePointer<iovec>.allocate(capacity: count)
+        record.pointee.spilledVectors = spilled
+        return spilled
     }
 
     /// The id naming this use of the record.
@@ -218,6 +230,10 @@ struct OpTable: ~Copyable {
         record.pointee.backingOff = false
         record.pointee.listed = 0
         record.pointee.flags = 0
+        if let spilled = record.pointee.spilledVectors {
+            spilled.deallocate()
+            record.pointee.spilledVectors = nil
+        }
         record.pointee.previous = -1
         record.pointee.next = freeHead
         freeHead = index

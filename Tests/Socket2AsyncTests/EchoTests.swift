@@ -169,5 +169,49 @@ struct EchoTests {
             try await receiver.value
         }
     }
+
+    // A waiting recvMsg or sendMsg keeps its iovecs in the operation record: up to 4 inline,
+    // more in memory of their own. Seven parts, after a wait, on both sides.
+    @Test("Messages of seven parts, received and sent after waiting", arguments: backends)
+    func manyPartMessages(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let parts = (0..<7).map { pattern(5, seed: $0) }
+            let sources = parts.map { TestBuffer($0) }
+            // A datagram received in seven parts by a receive that waited for it.
+            let (server, serverAddress) = try udpSocket(reactor)
+            let (client, _) = try udpSocket(reactor)
+            let targets = (0..<7).map { _ in TestBuffer(5) }
+            let receiving = Task(executorPreference: reactor) {
+                try await server.recvMsg(into: targets.map(\.raw)).count
+            }
+            await waitUntilPending(reactor)
+            #expect(try await client.sendMsg(sources.map(\.readOnly), to: serverAddress) == 35)
+            #expect(try await receiving.value == 35)
+            #expect(targets.map(\.bytes) == parts)
+            // Seven parts sent on a stream whose send buffer is full: the send waits.
+            let (sender, receiver) = try await tcpPair(reactor)
+            setBufferSize(sender, SO_SNDBUF, 4096)
+            setBufferSize(receiver, SO_RCVBUF, 4096)
+            var queued = 0
+            let filler = [UInt8](repeating: 0xEE, count: 65536)
+            while true {
+                let result = filler.withUnsafeBytes {
+                    Glibc.send(sender.rawDescriptor, $0.baseAddress, $0.count, CInt(MSG_DONTWAIT))
+                }
+                if result <= 0 { break }
+                queued += result
+            }
+            let sending = Task(executorPreference: reactor) {
+                try await sender.sendMsg(sources.map(\.readOnly))
+            }
+            await waitUntilPending(reactor)
+            var received = try await recvExactly(receiver, queued)
+            #expect(received.allSatisfy { $0 == 0xEE })
+            let sent = try await sending.value
+            received = try await recvExactly(receiver, sent)
+            #expect(received == Array(parts.joined().prefix(sent)))
+            #expect(sent > 0)
+        }
+    }
 }
 }
