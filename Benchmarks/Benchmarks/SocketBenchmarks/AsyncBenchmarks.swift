@@ -122,6 +122,35 @@ func asyncBenchmarks(_ backend: Reactor.Backend, name: String) {
         return (bench, try Connection.udp(on: bench.reactor))
     }
 
+    Benchmark("\(name).recvMsg") { (benchmark: Benchmark, state: (BenchReactor, Connection<AsyncSocket>)) in
+        let (bench, connection) = state
+        let buffers = [connection.buffer]
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                try connection.peerSend()
+                blackHole(try await connection.local.recvMsg(into: buffers).count)
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try Connection.udp(on: bench.reactor))
+    }
+
+    Benchmark("\(name).sendMsg") { (benchmark: Benchmark, state: (BenchReactor, Connection<AsyncSocket>, SockAddr)) in
+        let (bench, connection, peerAddress) = state
+        let buffers = [connection.message]
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                blackHole(try await connection.local.sendMsg(buffers, to: peerAddress))
+                try connection.peerReceive()
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        let connection = try Connection.udp(on: bench.reactor)
+        return (bench, connection, try connection.peer.localAddr())
+    }
+
     Benchmark("\(name).accept") { (benchmark: Benchmark, state: (BenchReactor, Listener<AsyncSocket>)) in
         let (bench, listener) = state
         await bench.measure(benchmark) {
