@@ -181,9 +181,12 @@ func pendingOperations(_ reactor: Reactor) async -> Int {
 }
 
 /// Waits (yielding, under the caller's deadline) until `reactor` has at least `count` operations
-/// in flight: the tasks that started them are suspended in the reactor.
+/// in flight: the tasks that started them are suspended in the reactor, and the kernel has the
+/// operations (io_uring queues a submission in one loop turn and submits it at that turn's end:
+/// one more job on the reactor runs in a later turn).
 func waitUntilPending(_ reactor: Reactor, _ count: Int = 1) async {
     while await pendingOperations(reactor) < count { await Task.yield() }
+    _ = await pendingOperations(reactor)
 }
 
 /// How many descriptors of this process are TCP sockets on local port `port` that are not
