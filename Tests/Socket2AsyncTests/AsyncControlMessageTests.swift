@@ -125,7 +125,7 @@ struct AsyncControlMessageTests {
     @Test("A socket passed over a Unix socket pair works on the other side", arguments: backends)
     func passSocket(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
-            let baseline = openDescriptorCount()
+            let baseline = openDescriptors()
             do {
                 let (sender, receiver) = try unixPair(reactor)
                 // The socket to pass: one end of a datagram pair; this process keeps the other.
@@ -161,13 +161,14 @@ struct AsyncControlMessageTests {
                 #expect(try await received.recv(maxCount: 16) == [10])
                 for socket in [sender, receiver, kept, received] { try await socket.close() }
             }
-            #expect(openDescriptorCount() == baseline)
+            #expect(descriptorsOpened(since: baseline) == 0)
         }
     }
 
     /// Receives a message with `count` descriptors and returns how many descriptors the process
-    /// had open while the message was alive; the message goes away when this returns.
-    static func receiveUntaken(_ socket: AsyncSocket, count: Int) async throws -> Int {
+    /// had open beyond `baseline` while the message was alive; the message goes away when this
+    /// returns.
+    static func receiveUntaken(_ socket: AsyncSocket, count: Int, since baseline: Set<String>) async throws -> Int {
         let (bytes, message) = try await socket.recvMsg(maxCount: 4, controlCapacity: 256)
         #expect(bytes == [1])
         guard case .rights(let descriptors) = message.control.first else {
@@ -175,18 +176,18 @@ struct AsyncControlMessageTests {
             return -1
         }
         #expect(descriptors.count == count)
-        return openDescriptorCount()
+        return descriptorsOpened(since: baseline)
     }
 
     @Test("Descriptors received and not taken are closed", arguments: backends)
     func untakenDescriptorsClosed(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
             let (sender, receiver) = try unixPair(reactor, type: .seqpacket)
-            let baseline = openDescriptorCount()
+            let baseline = openDescriptors()
             _ = try await sender.sendDescriptors([0, 1, 2], bytes: [1])
-            let whileHeld = try await Self.receiveUntaken(receiver, count: 3)
-            #expect(whileHeld == baseline + 3)
-            #expect(openDescriptorCount() == baseline)
+            let whileHeld = try await Self.receiveUntaken(receiver, count: 3, since: baseline)
+            #expect(whileHeld == 3)
+            #expect(descriptorsOpened(since: baseline) == 0)
         }
     }
 
@@ -194,7 +195,7 @@ struct AsyncControlMessageTests {
     func cancelPendingRecvMsg(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
             let (sender, receiver) = try unixPair(reactor)
-            let baseline = openDescriptorCount()
+            let baseline = openDescriptors()
             let task = Task(executorPreference: reactor) { () -> Int in
                 var control = ControlMessageBuffer(capacity: 64)
                 let buffer = TestBuffer(16)
@@ -204,12 +205,12 @@ struct AsyncControlMessageTests {
             task.cancel()
             await expectCancelled(task)
             #expect(await pendingOperations(reactor) == 0)
-            #expect(openDescriptorCount() == baseline)
+            #expect(descriptorsOpened(since: baseline) == 0)
             // What is sent afterwards reaches the next receive, descriptors included.
             _ = try await sender.sendDescriptors([1, 2], bytes: [1])
-            let whileHeld = try await Self.receiveUntaken(receiver, count: 2)
-            #expect(whileHeld == baseline + 2)
-            #expect(openDescriptorCount() == baseline)
+            let whileHeld = try await Self.receiveUntaken(receiver, count: 2, since: baseline)
+            #expect(whileHeld == 2)
+            #expect(descriptorsOpened(since: baseline) == 0)
         }
     }
 

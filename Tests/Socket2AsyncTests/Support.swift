@@ -143,13 +143,26 @@ func reactorDescriptorCount() -> Int {
     return count
 }
 
-/// Counts every open descriptor of the process.
-func openDescriptorCount() -> Int {
-    var count = 0
-    guard let directory = opendir("/proc/self/fd") else { return -1 }
+/// This process's open descriptors, each as "number -> what it names" (`/proc/self/fd`).
+func openDescriptors() -> Set<String> {
+    var result: Set<String> = []
+    guard let directory = opendir("/proc/self/fd") else { return result }
     defer { closedir(directory) }
-    while readdir(directory) != nil { count += 1 }
-    return count - 3  // ".", "..", and the directory's own descriptor
+    let own = dirfd(directory)
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard let number = CInt(name), number != own else { continue }
+        var target = [CChar](repeating: 0, count: 256)
+        let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
+        result.insert("\(name) -> " + (length > 0 ? String(decoding: target.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"))
+    }
+    return result
+}
+
+/// Descriptors open now that were not in `baseline`. Descriptors other code closes meanwhile
+/// (a previous test's objects going away late) do not count, as a plain count would.
+func descriptorsOpened(since baseline: Set<String>) -> Int {
+    openDescriptors().subtracting(baseline).count
 }
 
 /// Heap memory for the raw-buffer calls, freed with the object.
