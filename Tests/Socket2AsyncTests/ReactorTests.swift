@@ -103,6 +103,14 @@ struct ReactorTests {
             try await client.sendAll([7, 8])
             let (bytes, onReactor) = try await received
             #expect(bytes == [7, 8] && onReactor)
+            // A wait of the actor is cancelled like any other; nothing sent later is lost.
+            let cancelled = Task.detached { try await echo.receive(server).bytes }
+            await waitUntilPending(reactor)
+            cancelled.cancel()
+            await expectCancelled(cancelled)
+            try await client.sendAll([9])
+            #expect(try await echo.receive(server).bytes == [9])
+            #expect(await pendingOperations(reactor) == 0)
         }
     }
 
@@ -160,6 +168,32 @@ struct ReactorTests {
             #expect(accepted == count && received == count)
             // One post starts the client task; hopping would cost one or two per element.
             #expect(posts <= 1)
+        }
+    }
+
+    // A proxy's shape: a task on one reactor waits on sockets of another and comes back.
+    @Test("A task on one reactor uses sockets of another", arguments: backends)
+    func crossReactor(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { home in
+            let other = try Reactor(backend: backend)
+            defer { other.shutdown() }
+            let (client, server) = try await tcpPair(other)
+            let (allOnHome, echoed) = try await Task(executorPreference: home) { () -> (Bool, [UInt8]) in
+                var onHome = home.isCurrent
+                var echoed: [UInt8] = []
+                for round in 0..<200 {
+                    async let received = server.recv(maxCount: 1)
+                    try await client.sendAll([UInt8(truncatingIfNeeded: round)])
+                    onHome = onHome && home.isCurrent
+                    echoed += try await received
+                    onHome = onHome && home.isCurrent && !other.isCurrent
+                }
+                return (onHome, echoed)
+            }.value
+            #expect(allOnHome)
+            #expect(echoed == (0..<200).map { UInt8(truncatingIfNeeded: $0) })
+            try await client.close()
+            try await server.close()
         }
     }
 
