@@ -84,14 +84,15 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @exclusivity(unchecked) var stopping = false
     /// The job running now is an actor's, not a task's that prefers the reactor (`onReactor`).
     @exclusivity(unchecked) private(set) var runningIsolatedJob = false
+    /// Jobs and requests handed over from other threads so far (tests, diagnostics); counted
+    /// here rather than by the posting threads, which would contend on one shared counter.
+    @exclusivity(unchecked) private(set) var itemsFromOtherThreads = 0
     /// The loop has ended: jobs can no longer run here.
     @exclusivity(unchecked) private var threadFinished = false
     /// Accept retries after `EMFILE`/`ENFILE` (for tests and diagnostics).
     let acceptBackoffs = Atomic<Int>(0)
     /// Times the io_uring completion queue overflowed and was flushed (tests, diagnostics).
     let completionOverflows = Atomic<Int>(0)
-    /// Jobs and requests handed over from other threads (tests, diagnostics).
-    let postsFromOtherThreads = Atomic<Int>(0)
 
     // MARK: Life cycle
 
@@ -223,7 +224,6 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     /// Hands `item` to the reactor thread from any thread.
     func post(_ item: InboxItem) {
-        postsFromOtherThreads.wrappingAdd(1, ordering: .relaxed)
         let (accepted, wake) = inbox.push(item)
         if wake { sys_eventfd_signal(wakeFD) }
         if !accepted { orphan(item) }
@@ -310,6 +310,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     }
 
     private func handle(_ item: InboxItem) {
+        itemsFromOtherThreads += 1
         switch item {
         case .job(let job): runQueue.push(QueuedJob(job: job, isolated: false))
         case .isolatedJob(let job): runQueue.push(QueuedJob(job: job, isolated: true))
