@@ -22,8 +22,8 @@ extension AsyncSocket {
     /// ring. The same batch object comes back from every call of the iterator's `next()`: what it
     /// holds is valid until the next call. The sequence ends when the socket is closed; a task
     /// cancelled while it waits gets `CancellationError`, and no datagram is lost: the next call
-    /// of the same iterator returns it. (Datagrams an io_uring iterator has taken from the
-    /// kernel but not handed out are dropped when the iterator goes away.)
+    /// of the same iterator returns it. Datagrams an io_uring iterator has taken from the kernel
+    /// but not handed out when it goes away stay with the socket for its next receive.
     ///
     /// - Parameters:
     ///   - count: the most datagrams in one batch (at least 1).
@@ -186,6 +186,21 @@ public final class ReceivedDatagramBatch {
             next = count < capacity ? stream.popReady() : nil
         }
     }
+
+    /// Takes the socket's stranded datagrams (those a stopped stream had taken in), up to the
+    /// capacity. Whether there were any.
+    func fill(fromStrandedOf io: IOState) -> Bool {
+        count = 0
+        while count < capacity, let datagram = io.takeStrandedDatagram() {
+            let room = slots.bufferSize
+            datagram.payload.withUnsafeBytes { try? slots.setBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(room)), at: count) }
+            slots.setAddress(datagram.name.isEmpty ? nil : datagram.address, at: count)
+            ringFlags[count] = RecvFlags(rawValue: datagram.flags | (datagram.payload.count > room ? CInt(MSG_TRUNC) : 0))
+            ringPacketInfo[count] = datagram.control.withUnsafeBytes { $0.isEmpty ? nil : PacketInfo.find(in: $0) }
+            count += 1
+        }
+        return count > 0
+    }
 }
 
 /// What an iterator of ``DatagramBatches`` holds: its socket, its batch, and (io_uring) the
@@ -209,18 +224,21 @@ final class BatchReceiver: @unchecked Sendable {
         if let stream {
             // A completion whose buffer does not hold a valid datagram fills nothing: wait again.
             repeat {
-                try await stream.next { stream, result, flags in batch.fill(from: stream, first: (CInt(result), flags)) }
+                try await stream.next(fromStranded: { io in batch.fill(fromStrandedOf: io) ? () : nil }) { stream, result, flags in
+                    batch.fill(from: stream, first: (CInt(result), flags))
+                }
             } while batch.count == 0
             return batch
         }
         batch.count = 0
-        batch.count = try await socket.receiveWhenReadable { (socket) throws(Errno) in
+        // Without multishot streams on this reactor, no datagram is ever stranded.
+        batch.count = try await socket.receiveWhenReadable({ (socket) throws(Errno) in
             try socket.recvmmsg(into: batch.slots)
-        }
+        }, orStranded: { nil })
+        let reactor = socket.reactor
         // A batch that is not full emptied the queue: wait for the next edge rather than try a
         // call that would fail with EAGAIN. (Any datagram that arrives later raises a new edge,
         // which the reactor thread sees only after this.)
-        let reactor = socket.reactor
         if batch.count < batch.capacity && reactor.tracksReadiness && reactor.isCurrent {
             socket.io.readReady = false
         }

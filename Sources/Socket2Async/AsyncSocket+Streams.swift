@@ -12,8 +12,9 @@ extension AsyncSocket {
     /// element is one `accept4(2)`. The sequence ends when the listener is closed; it throws
     /// `CancellationError` when the iterating task is cancelled while waiting (no connection is
     /// lost: the next call returns it), and ``ReactorError/shutDown``. Connections the kernel
-    /// accepted for the sequence but that were never taken from it are closed when the iterator
-    /// goes away. `EMFILE`/`ENFILE` never end it: accepting backs off and resumes.
+    /// accepted for the sequence but that were never taken from it when the iterator goes away
+    /// stay with the listener: its next ``accept()`` or sequence returns them first.
+    /// `EMFILE`/`ENFILE` never end it: accepting backs off and resumes.
     public var incoming: IncomingConnections { IncomingConnections(listener: self) }
 
     /// The datagrams received on this socket, as an `AsyncSequence` of `(bytes, address)`;
@@ -21,7 +22,10 @@ extension AsyncSocket {
     ///
     /// With io_uring one multishot `IORING_OP_RECVMSG` with a ring of provided buffers feeds the
     /// sequence (re-armed whenever the kernel stops it, as after `ENOBUFS`); with epoll each
-    /// element is one `recvfrom(2)`. The sequence ends when the socket is closed.
+    /// element is one `recvfrom(2)`. The sequence ends when the socket is closed. Datagrams the
+    /// multishot request took from the kernel but the iterator did not hand out before it went
+    /// away (with `break`, say) are not lost: they stay with the socket, and its next receive
+    /// (`recv`, `recvFrom`, `recvMsg`, a stream, a batch) returns them first, in order.
     public func datagrams(maxSize: Int = 65536) -> ReceivedDatagrams {
         ReceivedDatagrams(socket: self, maxSize: max(1, maxSize))
     }

@@ -47,7 +47,13 @@ extension AsyncSocket {
     public nonisolated(nonsending) func recvCoalesced(
         into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []
     ) async throws -> CoalescedDatagrams {
-        try await receiveWhenReadable { (socket) throws(Errno) in try socket.recvCoalesced(into: buffer, flags: flags) }
+        try await receiveWhenReadable({ (socket) throws(Errno) in try socket.recvCoalesced(into: buffer, flags: flags) },
+                                      orStranded: {
+            // A datagram a stopped stream took in: one datagram, not coalesced.
+            let received = try await recvMsg(into: [buffer], flags: flags)
+            return CoalescedDatagrams(count: received.count, segmentSize: nil, address: received.address,
+                                      flags: received.flags)
+        })
     }
 
     /// Receives one buffer of coalesced datagrams of up to `maxCount` bytes (see

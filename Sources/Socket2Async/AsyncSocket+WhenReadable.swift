@@ -13,13 +13,20 @@ import SystemPackage
 extension AsyncSocket {
     /// Runs the receive `call` on this socket's descriptor (through a `SockRef`) as soon as it
     /// does not fail with `EAGAIN`, waiting for readability in between. `EINTR` is retried.
+    /// While the socket keeps stranded datagrams (taken in by a stopped io_uring stream), they
+    /// come first: `stranded` returns them in the call's form (nil when another receive took
+    /// them in the meantime).
     ///
     /// The call is tried at once except on the reactor thread of an epoll reactor that knows the
     /// socket is not readable. Cancellation while waiting throws `CancellationError`, and nothing
     /// was received then.
-    nonisolated(nonsending) func receiveWhenReadable<R>(_ call: (SockRef) throws(Errno) -> R) async throws -> R {
+    nonisolated(nonsending) func receiveWhenReadable<R>(
+        _ call: (SockRef) throws(Errno) -> R,
+        orStranded stranded: nonisolated(nonsending) () async throws -> R?
+    ) async throws -> R {
         var outcome: R?
         while true {
+            if io.hasStrandedDatagrams.load(ordering: .relaxed), let result = try await stranded() { return result }
             let done = try tryInput { fd in
                 while true {
                     do throws(Errno) {

@@ -70,10 +70,12 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
 
     /// Tries `call` once when it may succeed without waiting: always from another thread; on the
     /// reactor thread only when the socket's readiness says so. Returns nil when the operation
-    /// has to wait.
+    /// has to wait, and for a receive while the socket keeps stranded datagrams (which come
+    /// before the kernel's queue: the reactor thread hands them out).
     @inline(__always)
     func attempt(input: Bool, requested: Int, flags: CInt, _ call: (CInt) -> Int) throws -> Int? {
         if reactor.isShutDown.load(ordering: .relaxed) { throw ReactorError.shutDown }
+        if input && io.hasStrandedDatagrams.load(ordering: .relaxed) { return nil }
         let result: Int
         if reactor.isCurrent {
             if io.closed { throw ReactorError.socketClosed }

@@ -20,7 +20,7 @@ final class MultishotStream: @unchecked Sendable {
     var armed: Int32 = -1
     /// The record of the task waiting for the next element, -1 when none.
     var waiter: Int32 = -1
-    /// The stream's iterator is gone: stop, and drop what arrives.
+    /// The stream's iterator is gone: stop, and leave what arrives to the socket.
     var stopped = false
     /// An error for the next wait.
     var failed: CInt = 0
@@ -83,7 +83,7 @@ final class MultishotStream: @unchecked Sendable {
     }
 
     deinit {
-        discardQueued()
+        strandQueued()
         if let bufferRing {
             if !backend.isDestroyed { backend.unregisterBufferRing(group) }
             free(bufferRing)
@@ -109,7 +109,7 @@ final class MultishotStream: @unchecked Sendable {
         if result >= 0 {
             if kind == .recvMsg { freeBuffers -= 1 }
             if stopped {
-                discard(result, flags)
+                strand(result, flags)
             } else {
                 backend.handOver(self, result, flags)
             }
@@ -143,18 +143,25 @@ final class MultishotStream: @unchecked Sendable {
         return element
     }
 
-    /// Drops the queued elements: closes accepted descriptors, returns buffers.
-    func discardQueued() {
-        while let (result, flags) = popReady() { discard(result, flags) }
+    /// Leaves the queued elements to the socket's next accept or receive (`IOState`'s stranded
+    /// connections and datagrams), or closes and recycles them when the socket is closed.
+    func strandQueued() {
+        while let (result, flags) = popReady() { strand(result, flags) }
     }
 
-    private func discard(_ result: CInt, _ flags: UInt32) {
+    private func strand(_ result: CInt, _ flags: UInt32) {
         guard result >= 0 else { return }
         switch kind {
         case .accept:
             // Never drop an accepted connection the socket's user may still want.
             if io.closed || io.released { _ = sys_close(result) } else { io.strandedConnections.append(result) }
-        case .recvMsg: if flags & IORING_CQE_F_BUFFER != 0 { recycle(Int(flags >> IORING_CQE_BUFFER_SHIFT)) }
+        case .recvMsg:
+            // Nor a datagram: the socket's next receive gets it.
+            if io.closed || io.released {
+                if flags & IORING_CQE_F_BUFFER != 0 { recycle(Int(flags >> IORING_CQE_BUFFER_SHIFT)) }
+            } else {
+                _ = withDatagram(result, flags) { io.strand(StrandedDatagram($0)) }
+            }
         }
     }
 
@@ -221,8 +228,13 @@ final class MultishotHandle: @unchecked Sendable {
         }
     }
 
-    /// Waits for the next element (reactor thread) and makes it with `finish`.
-    nonisolated(nonsending) func next<R>(_ finish: (MultishotStream, Int, UInt32) throws -> R) async throws -> R {
+    /// Waits for the next element (reactor thread) and makes it with `finish`; what
+    /// `fromStranded` makes of the socket's stranded datagrams (those a stopped stream had taken
+    /// in) comes first.
+    nonisolated(nonsending) func next<R>(
+        fromStranded: (IOState) -> R? = { _ in nil },
+        _ finish: (MultishotStream, Int, UInt32) throws -> R
+    ) async throws -> R {
         let reactor = socket.reactor, io = socket.io
         return try await reactor.onReactor {
             if stream == nil {
@@ -232,8 +244,11 @@ final class MultishotHandle: @unchecked Sendable {
             }
             let stream = stream!
             // Elements already queued are taken without a wait.
-            if !io.closed, !reactor.stopping, io.strandedConnections.isEmpty, let (result, flags) = stream.popReady() {
-                return try finish(stream, try ResultCode.check(Int(result)), flags)
+            if !io.closed, !reactor.stopping {
+                if let element = fromStranded(io) { return element }
+                if io.strandedConnections.isEmpty, let (result, flags) = stream.popReady() {
+                    return try finish(stream, try ResultCode.check(Int(result)), flags)
+                }
             }
             return try await reactor.perform(.streamWait, io: io, prepare: { record in
                 record.pointee.stream = Unmanaged.passUnretained(stream as AnyObject)
@@ -254,7 +269,10 @@ final class MultishotHandle: @unchecked Sendable {
     }
 
     nonisolated(nonsending) func nextDatagram() async throws -> (bytes: [UInt8], address: SockAddr) {
-        try await next { stream, count, flags in stream.takeDatagram(CInt(count), flags) }
+        let maxSize = self.maxSize
+        return try await next(fromStranded: { io in
+            io.takeStrandedDatagram().map { (Array($0.payload.prefix(maxSize)), $0.address) }
+        }) { stream, count, flags in stream.takeDatagram(CInt(count), flags) }
     }
 }
 
@@ -262,10 +280,11 @@ extension Reactor {
     /// Whether streams use multishot requests (io_uring on a recent kernel). Constant.
     var supportsMultishot: Bool { (impl as? URingBackend)?.supportsMultishot ?? false }
 
-    /// The iterator of `stream` is gone: stop the multishot request and drop what is queued.
+    /// The iterator of `stream` is gone: stop the multishot request and leave what it queued
+    /// (and what it still delivers) to the socket.
     func stopStream(_ stream: MultishotStream) {
         stream.stopped = true
-        stream.discardQueued()
+        stream.strandQueued()
         if stream.armed >= 0 {
             let record = ops.record(stream.armed)
             if record.pointee.cancelReason == .none {
@@ -289,9 +308,75 @@ struct RingDatagram {
     let flags: RecvFlags
 
     /// The sender's address as a `SockAddr`.
-    var address: SockAddr {
+    var address: SockAddr { SockAddr(copying: name) }
+}
+
+/// A datagram a stopped multishot receive had taken from the kernel, copied out of its provided
+/// buffer and kept with the socket for its next receive (`IOState.strandedDatagrams`).
+struct StrandedDatagram {
+    let payload: [UInt8]
+    let name: [UInt8]
+    let control: [UInt8]
+    /// `msg_flags` (`MSG_TRUNC` when the stream cut the payload to its maximum size).
+    let flags: CInt
+
+    init(_ datagram: RingDatagram) {
+        payload = Array(datagram.payload)
+        name = Array(datagram.name)
+        control = Array(datagram.control)
+        flags = datagram.flags.rawValue
+    }
+
+    var address: SockAddr { name.withUnsafeBytes { SockAddr(copying: $0) } }
+
+    /// Completes a receive's record (recv, recvfrom, recvmsg) with this datagram as the kernel
+    /// would have: the payload scattered over its buffers, the sender, the control data and the
+    /// flags (`MSG_TRUNC`, `MSG_CTRUNC` where the room was short). Returns the byte count (the
+    /// whole datagram's with `MSG_TRUNC` among the call's flags, as recv(2) does).
+    func deliver(into record: UnsafeMutablePointer<OpRecord>) -> Int {
+        var flags = self.flags
+        let copied: Int
+        if record.pointee.kind == .recvMsg {
+            let message = OpRecord.messagePointer(record)
+            copied = scatter(over: UnsafeBufferPointer(start: message.pointee.msg_iov, count: message.pointee.msg_iovlen))
+            message.pointee.msg_namelen = socklen_t(Self.copy(name, to: message.pointee.msg_name,
+                                                              room: Int(message.pointee.msg_namelen)))
+            let controlCopied = Self.copy(control, to: message.pointee.msg_control, room: message.pointee.msg_controllen)
+            if controlCopied < control.count { flags |= CInt(MSG_CTRUNC) }
+            message.pointee.msg_controllen = controlCopied
+        } else {
+            var vector = iovec(iov_base: record.pointee.buffer, iov_len: record.pointee.length)
+            copied = withUnsafePointer(to: &vector) { scatter(over: UnsafeBufferPointer(start: $0, count: 1)) }
+            record.pointee.addressLength = socklen_t(Self.copy(name, to: OpRecord.addressPointer(record),
+                                                               room: MemoryLayout<sockaddr_storage>.size))
+        }
+        if copied < payload.count { flags |= CInt(MSG_TRUNC) }
+        record.pointee.resultFlags = UInt32(bitPattern: flags)
+        return record.pointee.flags & CInt(MSG_TRUNC) != 0 ? payload.count : copied
+    }
+
+    private func scatter(over vectors: UnsafeBufferPointer<iovec>) -> Int {
+        var copied = 0
+        for vector in vectors where copied < payload.count {
+            copied += Self.copy(payload[copied...], to: vector.iov_base, room: vector.iov_len)
+        }
+        return copied
+    }
+
+    private static func copy(_ bytes: some Collection<UInt8>, to destination: UnsafeMutableRawPointer?, room: Int) -> Int {
+        guard let destination else { return 0 }
+        let count = min(bytes.count, room)
+        UnsafeMutableRawBufferPointer(start: destination, count: count).copyBytes(from: bytes.prefix(count))
+        return count
+    }
+}
+
+extension SockAddr {
+    /// An address from the raw bytes of a `sockaddr`.
+    init(copying name: UnsafeRawBufferPointer) {
         var storage = sockaddr_storage()
-        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: name) }
-        return SockAddr(storage, socklen_t(name.count))
+        let count = min(name.count, MemoryLayout<sockaddr_storage>.size)
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: name[..<count])) }
+        self.init(storage, socklen_t(count))
     }
 }

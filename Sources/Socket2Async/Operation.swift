@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import SystemPackage
+import Synchronization
 
 // Operations in flight live in a table of preallocated records owned by the reactor thread. A
 // record is named by an `OpID`: its index and a generation that changes every time the record is
@@ -18,6 +19,10 @@ enum OpKind: UInt8 {
     case multishot
     /// The wake-up read of the reactor's eventfd (io_uring).
     case wakeRead
+
+    /// Whether the operation takes data from the socket's receive queue (the kinds a stranded
+    /// datagram can complete).
+    var receivesData: Bool { self == .recv || self == .recvFrom || self == .recvMsg }
 
     /// Whether the operation waits for the socket to become readable (epoll).
     var waitsForInput: Bool {
@@ -282,6 +287,12 @@ final class IOState: @unchecked Sendable {
     /// Connections a stopped multishot accept took from the kernel after its iterator went away:
     /// the next accept or stream of the socket gets them first (io_uring).
     var strandedConnections: [CInt] = []
+    /// Datagrams a stopped multishot receive took from the kernel after its iterator went away:
+    /// the socket's next receives return them first, oldest first (io_uring).
+    private(set) var strandedDatagrams: [StrandedDatagram] = []
+    /// Whether `strandedDatagrams` has any: read by calls tried from other threads, which must
+    /// then go through the reactor thread.
+    let hasStrandedDatagrams = Atomic<Bool>(false)
     /// The epoll registration (index | generation << 32 in the reactor's table), 0 when none.
     var registration: UInt64 = 0
     /// Pending operations waiting for input and for output, oldest first.
@@ -307,6 +318,28 @@ final class IOState: @unchecked Sendable {
     @inline(__always)
     func isReady(input: Bool) -> Bool {
         input ? (readReady || inputClosed) : writeReady
+    }
+
+    /// Keeps a datagram a stopped multishot receive took from the kernel.
+    func strand(_ datagram: StrandedDatagram) {
+        strandedDatagrams.append(datagram)
+        hasStrandedDatagrams.store(true, ordering: .relaxed)
+    }
+
+    /// The oldest stranded datagram, taken off the queue unless `peek`.
+    func takeStrandedDatagram(peek: Bool = false) -> StrandedDatagram? {
+        guard let first = strandedDatagrams.first else { return nil }
+        if !peek {
+            strandedDatagrams.removeFirst()
+            if strandedDatagrams.isEmpty { hasStrandedDatagrams.store(false, ordering: .relaxed) }
+        }
+        return first
+    }
+
+    /// Drops the stranded datagrams (the socket is closed).
+    func dropStrandedDatagrams() {
+        strandedDatagrams.removeAll()
+        hasStrandedDatagrams.store(false, ordering: .relaxed)
     }
 
     /// Learns from a receive's result: `EAGAIN`, or a short read of a stream (the kernel's

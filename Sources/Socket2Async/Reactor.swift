@@ -485,6 +485,10 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         let index = ops.allocate(kind, fd: io.fd, io: io)
         let record = ops.record(index)
         prepare(record)
+        if kind.receivesData, let datagram = io.takeStrandedDatagram(peek: record.pointee.flags & CInt(MSG_PEEK) != 0) {
+            defer { ops.free(index) }
+            return try finish(datagram.deliver(into: record), record)
+        }
         let id = ops.id(of: index)
         if let timeout { schedule(.timeOut, for: id, in: timeout.nanosecondsClamped) }
         // The variant that inherits the executor: no executor switch when entering and leaving
@@ -573,6 +577,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         io.released = true
         for fd in io.strandedConnections { _ = sys_close(fd) }
         io.strandedConnections.removeAll()
+        io.dropStrandedDatagrams()
         impl.forget(io)
     }
 }

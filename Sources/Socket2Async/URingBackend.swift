@@ -370,7 +370,7 @@ final class URingBackend: ReactorBackend {
         record.pointee.stream = nil
         reactor.ops.free(record.pointee.index)
         if stream.stopped {
-            stream.discardQueued()
+            stream.strandQueued()
         } else if stream.waiter >= 0 {
             let waiter = reactor.ops.record(stream.waiter)
             if stream.backoffPending {

@@ -109,6 +109,105 @@ struct StreamTests {
         }
     }
 
+    @Test("incoming: connections an iterator took in but did not hand out stay with the listener",
+          arguments: backends)
+    func droppedIncoming(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (listener, address) = try tcpListener(reactor)
+            var clients: [AsyncSocket] = []
+            for _ in 0..<6 {
+                let client = try AsyncSocket(domain: .ipv4, type: .stream, reactor: reactor)
+                try await client.connect(address)
+                clients.append(client)
+            }
+            let (first, stranded) = try await Task(executorPreference: reactor) { () -> (SockAddr?, Int) in
+                var first: SockAddr?
+                for try await (_, peer) in listener.incoming {
+                    first = peer
+                    break
+                }
+                return (first, listener.io.strandedConnections.count)
+            }.value
+            if backend == .ioUring { #expect(stranded > 0, "the test must leave connections with the listener") }
+            var peers = [try #require(first)]
+            for _ in 0..<3 { peers.append(try await listener.accept().address) }
+            var iterator = listener.incoming.makeAsyncIterator()
+            for _ in 0..<2 { peers.append(try #require(try await iterator.next()).address) }
+            #expect(Set(peers) == Set(try clients.map { try $0.localAddr() }))
+        }
+    }
+
+    @Test("A datagram stream that goes away loses nothing: every receive form gets what it took in, in order",
+          arguments: backends)
+    func droppedDatagramStream(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (server, serverAddress) = try udpSocket(reactor)
+            let (client, clientAddress) = try udpSocket(reactor)
+            func datagram(_ index: Int) -> [UInt8] { pattern(10 + index, seed: index) }
+            let total = 24
+            for index in 0..<total { _ = try await client.sendTo(datagram(index), to: serverAddress) }
+            // On io_uring the stream's multishot request takes the whole burst in at once.
+            let stranded = try await Task(executorPreference: reactor) { () -> Int in
+                var taken = 0
+                for try await (bytes, sender) in server.datagrams() {
+                    #expect(bytes == datagram(taken) && sender == clientAddress)
+                    taken += 1
+                    if taken == 3 { break }
+                }
+                return server.io.strandedDatagrams.count
+            }.value
+            if backend == .ioUring { #expect(stranded > 0, "the test must leave datagrams with the socket") }
+
+            var next = 3
+            // A peek leaves the datagram; recvFrom then takes it.
+            let peeked = TestBuffer(100)
+            #expect(try await server.recv(into: peeked.raw, flags: .peek) == datagram(next).count)
+            #expect(peeked.prefix(datagram(next).count) == datagram(next))
+            var (bytes, sender) = try await server.recvFrom(maxCount: 100)
+            #expect(bytes == datagram(next) && sender == clientAddress)
+            next += 1
+            // From a task that does not run on the reactor thread.
+            (bytes, sender) = try await Task { try await server.recvFrom(maxCount: 100) }.value
+            #expect(bytes == datagram(next) && sender == clientAddress)
+            next += 1
+            // Scattered over two buffers, with the sender.
+            let head = TestBuffer(4), tail = TestBuffer(100)
+            let message = try await server.recvMsg(into: [head.raw, tail.raw])
+            #expect(message.count == datagram(next).count && message.address == clientAddress)
+            #expect(!message.flags.isTruncated())
+            #expect(head.bytes + tail.prefix(message.count - 4) == datagram(next))
+            next += 1
+            // Cut to a short buffer, as the kernel cuts a datagram.
+            let short = TestBuffer(5)
+            let cut = try await server.recvMsg(into: [short.raw])
+            #expect(cut.count == 5 && cut.flags.isTruncated() && short.bytes == Array(datagram(next).prefix(5)))
+            next += 1
+            #expect(try await server.recv(maxCount: 100) == datagram(next))
+            next += 1
+            let coalesced = try await server.recvCoalesced()
+            #expect(coalesced.bytes == datagram(next) && coalesced.datagrams.address == clientAddress)
+            next += 1
+            // A batch iterator, dropped after one batch; then a new datagram stream takes the rest.
+            do {
+                var batches = try server.datagramBatches(count: 3).makeAsyncIterator()
+                let batch = try #require(try await batches.next())
+                for index in 0..<batch.count {
+                    #expect(batch.bytes(at: index) == datagram(next) && batch.address(at: index) == clientAddress)
+                    next += 1
+                }
+            }
+            // Later datagrams come after the stranded ones.
+            for index in total..<total + 4 { _ = try await client.sendTo(datagram(index), to: serverAddress) }
+            var rest = server.datagrams().makeAsyncIterator()
+            while next < total + 4 {
+                let element = try #require(try await rest.next())
+                #expect(element.bytes == datagram(next) && element.address == clientAddress)
+                next += 1
+            }
+            #expect(await onReactor(reactor) { server.io.strandedDatagrams.isEmpty })
+        }
+    }
+
     @Test("1,000 concurrent connections echo", arguments: backends)
     func thousandConnections(backend: Reactor.Backend) async throws {
         var limit = rlimit()
