@@ -388,9 +388,15 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     /// The backend is done with `record`: takes it off its socket's list and, if it was pending,
     /// off the socket's count (starting a close that waited for the count to reach zero).
+    /// (The record's socket state is used without retaining it: the socket's waiting task keeps
+    /// it alive. Here and in `markPending` that spares a retain and a release per operation.)
     @inline(__always)
     func settle(_ record: UnsafeMutablePointer<OpRecord>) {
-        guard let io = record.pointee.io?.takeUnretainedValue() else { return }
+        record.pointee.io?._withUnsafeGuaranteedRef { settle(record, io: $0) }
+    }
+
+    @inline(__always)
+    private func settle(_ record: UnsafeMutablePointer<OpRecord>, io: IOState) {
         if record.pointee.listed != 0 { unlink(record, from: io) }
         if record.pointee.state == .pending && record.pointee.kind != .close {
             io.pendingCount -= 1
@@ -406,7 +412,11 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @inline(__always)
     func markPending(_ record: UnsafeMutablePointer<OpRecord>, input: Bool) {
         record.pointee.state = .pending
-        guard let io = record.pointee.io?.takeUnretainedValue() else { return }
+        record.pointee.io?._withUnsafeGuaranteedRef { markPending(record, input: input, io: $0) }
+    }
+
+    @inline(__always)
+    private func markPending(_ record: UnsafeMutablePointer<OpRecord>, input: Bool, io: IOState) {
         if record.pointee.kind != .close { io.pendingCount += 1 }
         let index = record.pointee.index
         record.pointee.next = -1

@@ -300,7 +300,7 @@ final class URingBackend: ReactorBackend {
                         record.pointee.addressLength = OpRecord.messagePointer(record).pointee.msg_namelen
                     }
                 }
-                if let io = record.pointee.io?.takeUnretainedValue() {
+                record.pointee.io?._withUnsafeGuaranteedRef { io in
                     if !record.pointee.kind.waitsForInput {
                         io.writeReady = true  // the next send may be tried directly again
                     } else if result > 0 && !io.isStream && record.pointee.kind != .accept {
