@@ -191,8 +191,8 @@ public final class ReceivedDatagramBatch {
     /// capacity. Whether there were any.
     func fill(fromStrandedOf io: IOState) -> Bool {
         count = 0
-        while count < capacity, let datagram = io.takeStrandedDatagram() {
-            let room = slots.bufferSize
+        let room = slots.bufferSize
+        while count < capacity, let datagram = io.takeStrandedDatagram(maxCount: room) {
             datagram.payload.withUnsafeBytes { try? slots.setBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(room)), at: count) }
             slots.setAddress(datagram.name.isEmpty ? nil : datagram.address, at: count)
             ringFlags[count] = RecvFlags(rawValue: datagram.flags | (datagram.payload.count > room ? CInt(MSG_TRUNC) : 0))

@@ -33,7 +33,11 @@ final class MultishotStream: @unchecked Sendable {
     private let template: UnsafeMutablePointer<msghdr>
     private var bufferRing: UnsafeMutablePointer<io_uring_buf_ring>?
     private var buffers: UnsafeMutableRawPointer?
-    private var bufferSize = 0
+    /// The room each buffer offers the kernel: the header, the name, the control data and
+    /// `maxSize` bytes of payload, exactly, so that a stream socket's bytes are never cut.
+    private var bufferLength = 0
+    /// Where the buffers start, one after another (the length rounded up for alignment).
+    private var bufferStride = 0
     private var entries = 0
     private var group: UInt16 = 0
     /// Buffers the kernel may fill.
@@ -53,17 +57,18 @@ final class MultishotStream: @unchecked Sendable {
         template.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
         template.pointee.msg_controllen = controlCapacity
         // Each buffer holds io_uring_recvmsg_out, the name, the control data and the payload.
-        bufferSize = (MemoryLayout<io_uring_recvmsg_out>.size + MemoryLayout<sockaddr_storage>.size
-                      + controlCapacity + maxSize + 15) & ~15
+        bufferLength = MemoryLayout<io_uring_recvmsg_out>.size + MemoryLayout<sockaddr_storage>.size
+            + controlCapacity + maxSize
+        bufferStride = (bufferLength + 15) & ~15
         var count = 256
-        while count > 8 && count * bufferSize > 4 << 20 { count /= 2 }
+        while count > 8 && count * bufferStride > 4 << 20 { count /= 2 }
         entries = count
         var ringMemory: UnsafeMutableRawPointer?
         guard posix_memalign(&ringMemory, Int(sysconf(CInt(_SC_PAGESIZE))),
                              count * MemoryLayout<io_uring_buf>.stride) == 0, let ringMemory
         else { throw Errno.noMemory }
         let ring = ringMemory.bindMemory(to: io_uring_buf_ring.self, capacity: 1)
-        buffers = .allocate(byteCount: count * bufferSize, alignment: 64)
+        buffers = .allocate(byteCount: count * bufferStride, alignment: 64)
         let registered = backend.registerBufferRing(ring, entries: UInt32(count))
         guard registered >= 0 else {
             free(ringMemory)
@@ -75,7 +80,7 @@ final class MultishotStream: @unchecked Sendable {
         group = UInt16(registered)
         io_uring_buf_ring_init(ring)
         for id in 0..<count {
-            io_uring_buf_ring_add(ring, buffers! + id * bufferSize, UInt32(bufferSize), UInt16(id),
+            io_uring_buf_ring_add(ring, buffers! + id * bufferStride, UInt32(bufferLength), UInt16(id),
                                   io_uring_buf_ring_mask(UInt32(count)), CInt(id))
         }
         io_uring_buf_ring_advance(ring, CInt(count))
@@ -178,7 +183,7 @@ final class MultishotStream: @unchecked Sendable {
         guard flags & IORING_CQE_F_BUFFER != 0, let buffers else { return nil }
         let id = Int(flags >> IORING_CQE_BUFFER_SHIFT)
         defer { recycle(id) }
-        let buffer = buffers + id * bufferSize
+        let buffer = buffers + id * bufferStride
         guard let out = io_uring_recvmsg_validate(buffer, result, template) else { return nil }
         let payload = io_uring_recvmsg_payload(out, template)
         let whole = Int(io_uring_recvmsg_payload_length(out, result, template))
@@ -194,7 +199,7 @@ final class MultishotStream: @unchecked Sendable {
 
     private func recycle(_ id: Int) {
         guard let bufferRing, let buffers else { return }
-        io_uring_buf_ring_add(bufferRing, buffers + id * bufferSize, UInt32(bufferSize), UInt16(id),
+        io_uring_buf_ring_add(bufferRing, buffers + id * bufferStride, UInt32(bufferLength), UInt16(id),
                               io_uring_buf_ring_mask(UInt32(entries)), 0)
         io_uring_buf_ring_advance(bufferRing, 1)
         freeBuffers += 1
@@ -271,7 +276,7 @@ final class MultishotHandle: @unchecked Sendable {
     nonisolated(nonsending) func nextDatagram() async throws -> (bytes: [UInt8], address: SockAddr) {
         let maxSize = self.maxSize
         return try await next(fromStranded: { io in
-            io.takeStrandedDatagram().map { (Array($0.payload.prefix(maxSize)), $0.address) }
+            io.takeStrandedDatagram(maxCount: maxSize).map { (Array($0.payload.prefix(maxSize)), $0.address) }
         }) { stream, count, flags in stream.takeDatagram(CInt(count), flags) }
     }
 }
@@ -314,7 +319,7 @@ struct RingDatagram {
 /// A datagram a stopped multishot receive had taken from the kernel, copied out of its provided
 /// buffer and kept with the socket for its next receive (`IOState.strandedDatagrams`).
 struct StrandedDatagram {
-    let payload: [UInt8]
+    var payload: [UInt8]
     let name: [UInt8]
     let control: [UInt8]
     /// `msg_flags` (`MSG_TRUNC` when the stream cut the payload to its maximum size).

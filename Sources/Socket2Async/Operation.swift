@@ -150,6 +150,14 @@ struct OpRecord {
             .assumingMemoryBound(to: iovec.self)
     }
 
+    /// The bytes a receive's record has room for (recv, recvfrom: its buffer; recvmsg: its
+    /// vectors).
+    static func receiveCapacity(_ record: UnsafeMutablePointer<OpRecord>) -> Int {
+        guard record.pointee.kind == .recvMsg else { return record.pointee.length }
+        let message = record.pointee.message
+        return UnsafeBufferPointer(start: message.msg_iov, count: message.msg_iovlen).reduce(0) { $0 + $1.iov_len }
+    }
+
     /// Room for `count` vectors that lives as long as the record's use.
     static func vectors(_ record: UnsafeMutablePointer<OpRecord>, count: Int) -> UnsafeMutablePointer<iovec> {
         if count <= inlineVectorCount { return iovPointer(record) }
@@ -326,9 +334,16 @@ final class IOState: @unchecked Sendable {
         hasStrandedDatagrams.store(true, ordering: .relaxed)
     }
 
-    /// The oldest stranded datagram, taken off the queue unless `peek`.
-    func takeStrandedDatagram(peek: Bool = false) -> StrandedDatagram? {
-        guard let first = strandedDatagrams.first else { return nil }
+    /// The oldest stranded datagram, taken off the queue unless `peek`. On a stream socket
+    /// (where the "datagrams" are chunks of the byte stream) at most `maxCount` bytes of it: the
+    /// rest stays queued, as the kernel keeps what a short read leaves.
+    func takeStrandedDatagram(maxCount: Int = .max, peek: Bool = false) -> StrandedDatagram? {
+        guard var first = strandedDatagrams.first else { return nil }
+        if isStream && first.payload.count > maxCount {
+            if !peek { strandedDatagrams[0].payload.removeFirst(maxCount) }
+            first.payload.removeLast(first.payload.count - maxCount)
+            return first
+        }
         if !peek {
             strandedDatagrams.removeFirst()
             if strandedDatagrams.isEmpty { hasStrandedDatagrams.store(false, ordering: .relaxed) }

@@ -495,7 +495,9 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         let index = ops.allocate(kind, fd: io.fd, io: io)
         let record = ops.record(index)
         prepare(record)
-        if kind.receivesData, let datagram = io.takeStrandedDatagram(peek: record.pointee.flags & CInt(MSG_PEEK) != 0) {
+        if kind.receivesData, !io.strandedDatagrams.isEmpty,
+           let datagram = io.takeStrandedDatagram(maxCount: OpRecord.receiveCapacity(record),
+                                                  peek: record.pointee.flags & CInt(MSG_PEEK) != 0) {
             defer { ops.free(index) }
             return try finish(datagram.deliver(into: record), record)
         }
