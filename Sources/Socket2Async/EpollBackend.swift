@@ -6,7 +6,8 @@ import CURing
 /// The epoll backend: readiness, edge-triggered.
 ///
 /// A socket is registered once, the first time one of its operations has to wait, for
-/// `EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`; the registration's user data is an index into a
+/// `EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET` (a datagram socket without `EPOLLOUT`: see
+/// `watchOutput`); the registration's user data is an index into a
 /// table and a generation, so that an event for a descriptor that was closed (and maybe reused)
 /// meanwhile is recognised and dropped. An operation first tries its system call; only on
 /// `EAGAIN` does it wait, in the socket's queue for its direction, and the backend performs the
@@ -66,7 +67,7 @@ final class EpollBackend: ReactorBackend {
         let generation = generations[Int(index)] &+ 1
         generations[Int(index)] = generation
         let data = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: index))
-        let mask = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        let mask = Self.mask(output: io.isStream)
         var result = sys_epoll_ctl(epollFD, EPOLL_CTL_ADD, io.fd, mask, data)
         if result == -Int(EEXIST) { result = sys_epoll_ctl(epollFD, EPOLL_CTL_MOD, io.fd, mask, data) }
         guard result >= 0 else {
@@ -75,7 +76,24 @@ final class EpollBackend: ReactorBackend {
         }
         table[Int(index)] = io
         io.registration = data
+        io.watchesOutput = io.isStream
         return 0
+    }
+
+    private static func mask(output: Bool) -> UInt32 {
+        EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue | (output ? EPOLLOUT.rawValue : 0)
+    }
+
+    /// Adds or drops `EPOLLOUT` on a registered datagram socket. Every datagram a socket sent
+    /// raises an `EPOLLOUT` edge when the kernel frees it (its send buffer space comes back), so
+    /// a datagram socket watches output only while a send waits: else each sent datagram would
+    /// wake the reactor once more. (`EPOLL_CTL_MOD` reports the socket's current readiness, so
+    /// room that came back before the change is not missed.)
+    private func watchOutput(_ io: IOState, _ watch: Bool) -> Int {
+        guard io.watchesOutput != watch else { return 0 }
+        let result = sys_epoll_ctl(epollFD, EPOLL_CTL_MOD, io.fd, Self.mask(output: watch), io.registration)
+        if result >= 0 { io.watchesOutput = watch }
+        return result
     }
 
     func forget(_ io: IOState) {
@@ -131,7 +149,8 @@ final class EpollBackend: ReactorBackend {
             reactor.complete(record, record.pointee.cancelReason.resultCode)
             return
         }
-        let result = register(io)
+        var result = register(io)
+        if result >= 0 && !input { result = watchOutput(io, true) }
         if result < 0 {
             reactor.complete(record, result)
             return
@@ -319,7 +338,11 @@ final class EpollBackend: ReactorBackend {
         }
         if flags & EPOLLOUT.rawValue != 0 || failed {
             io.writeReady = true
-            if io.outputHead >= 0 { process(io, input: false) }
+            if io.outputHead >= 0 {
+                process(io, input: false)
+            } else if !io.isStream {
+                _ = watchOutput(io, false)  // no send waits any more
+            }
         }
     }
 }

@@ -303,6 +303,9 @@ final class IOState: @unchecked Sendable {
     let hasStrandedDatagrams = Atomic<Bool>(false)
     /// The epoll registration (index | generation << 32 in the reactor's table), 0 when none.
     var registration: UInt64 = 0
+    /// Whether the epoll registration includes `EPOLLOUT` (always for a stream socket; for a
+    /// datagram socket only while a send waits).
+    var watchesOutput = false
     /// Pending operations waiting for input and for output, oldest first.
     var inputHead: Int32 = -1, inputTail: Int32 = -1
     var outputHead: Int32 = -1, outputTail: Int32 = -1

@@ -123,6 +123,31 @@ struct EchoTests {
         }
     }
 
+    @Test("A datagram send that waits resumes when the peer makes room; the socket still receives",
+          arguments: backends)
+    func datagramSendWaits(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (sender, receiver) = try unixPair(reactor, type: .dgram)
+            let count = 2000
+            let sending = Task(executorPreference: reactor) {
+                for index in 0..<count { _ = try await sender.send(pattern(512, seed: index)) }
+            }
+            // The receiver's queue fills up: a send waits (epoll: with EPOLLOUT watched for it).
+            await waitUntilPending(reactor)
+            for index in 0..<count {
+                #expect(try await receiver.recv(maxCount: 1024) == pattern(512, seed: index))
+            }
+            try await sending.value
+            // Sends that no longer wait, and receives on the same socket, go on as before.
+            for round in 0..<3 {
+                _ = try await sender.send([UInt8(round)])
+                #expect(try await receiver.recv(maxCount: 16) == [UInt8(round)])
+                _ = try await receiver.send([UInt8(round)])
+                #expect(try await sender.recv(maxCount: 16) == [UInt8(round)])
+            }
+        }
+    }
+
     @Test("Unix stream echo", arguments: backends)
     func unixEcho(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
