@@ -237,6 +237,36 @@ struct StreamTests {
         }
     }
 
+    @Test("Stranded datagrams keep their control data: packet info from a dropped batch iterator",
+          arguments: backends)
+    func strandedPacketInfo(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (server, serverAddress) = try udpSocket(reactor)
+            let (client, _) = try udpSocket(reactor)
+            let batches = try server.datagramBatches(count: 1, packetInfo: true)
+            for index in 0..<4 { _ = try await client.sendTo([UInt8(index)], to: serverAddress) }
+            let (first, stranded) = try await Task(executorPreference: reactor) { () -> ([UInt8], Int) in
+                var first: [UInt8] = []
+                do {
+                    var iterator = batches.makeAsyncIterator()
+                    let batch = try #require(try await iterator.next())
+                    #expect(batch.packetInfo(at: 0) != nil)
+                    first = batch.bytes(at: 0)
+                }
+                return (first, server.io.strandedDatagrams.count)
+            }.value
+            #expect(first == [0])
+            if backend == .ioUring { #expect(stranded > 0, "the test must leave datagrams with the socket") }
+            for index in 1..<4 {
+                let buffer = TestBuffer(16)
+                let message = try await server.recvWithControl(into: buffer.raw, controlCapacity: 256)
+                #expect(buffer.prefix(message.count) == [UInt8(index)])
+                let hasPacketInfo = message.control.contains { if case .packetInfoV4 = $0 { true } else { false } }
+                #expect(hasPacketInfo, "datagram \(index): \(message.control)")
+            }
+        }
+    }
+
     @Test("1,000 concurrent connections echo", arguments: backends)
     func thousandConnections(backend: Reactor.Backend) async throws {
         var limit = rlimit()
