@@ -18,7 +18,9 @@ extension AsyncSocket {
     public var incoming: IncomingConnections { IncomingConnections(listener: self) }
 
     /// The datagrams received on this socket, as an `AsyncSequence` of `(bytes, address)`;
-    /// datagrams longer than `maxSize` are truncated.
+    /// datagrams longer than `maxSize` are truncated. On a stream socket the elements are
+    /// chunks of the byte stream of at most `maxSize` bytes each (nothing is cut), with an empty
+    /// address.
     ///
     /// With io_uring one multishot `IORING_OP_RECVMSG` with a ring of provided buffers feeds the
     /// sequence (re-armed whenever the kernel stops it, as after `ENOBUFS`); with epoll each
