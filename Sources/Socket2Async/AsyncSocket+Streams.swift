@@ -20,7 +20,7 @@ extension AsyncSocket {
     /// The datagrams received on this socket, as an `AsyncSequence` of `(bytes, address)`;
     /// datagrams longer than `maxSize` are truncated. On a stream socket the elements are
     /// chunks of the byte stream of at most `maxSize` bytes each (nothing is cut), with an empty
-    /// address.
+    /// address, and the sequence ends at the end of the stream.
     ///
     /// With io_uring one multishot `IORING_OP_RECVMSG` with a ring of provided buffers feeds the
     /// sequence (re-armed whenever the kernel stops it, as after `ENOBUFS`); with epoll each
@@ -106,10 +106,16 @@ public struct ReceivedDatagrams: AsyncSequence, Sendable {
 
         private nonisolated(nonsending) func nextDatagram() async throws -> Element? {
             do {
-                if let stream { return try await stream.nextDatagram() }
-                let buffer = scratch!.raw
-                let (count, address) = try await socket.recvFrom(into: buffer)
-                return (Array(UnsafeRawBufferPointer(rebasing: buffer[..<Swift.min(count, buffer.count)])), address)
+                let element: Element
+                if let stream {
+                    element = try await stream.nextDatagram()
+                } else {
+                    let buffer = scratch!.raw
+                    let (count, address) = try await socket.recvFrom(into: buffer)
+                    element = (Array(UnsafeRawBufferPointer(rebasing: buffer[..<Swift.min(count, buffer.count)])), address)
+                }
+                // An empty chunk of a stream socket is its end; an empty datagram is a datagram.
+                return element.bytes.isEmpty && socket.io.isStream ? nil : element
             } catch ReactorError.socketClosed {
                 return nil
             }

@@ -112,7 +112,8 @@ final class MultishotStream: @unchecked Sendable {
     /// A completion of the multishot request.
     func deliver(_ result: CInt, _ flags: UInt32, backend: URingBackend) {
         if result >= 0 {
-            if kind == .recvMsg { freeBuffers -= 1 }
+            // (A completion without a buffer, as at the end of a stream, took none.)
+            if kind == .recvMsg && flags & IORING_CQE_F_BUFFER != 0 { freeBuffers -= 1 }
             if stopped {
                 strand(result, flags)
             } else {

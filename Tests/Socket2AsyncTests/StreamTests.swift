@@ -235,6 +235,11 @@ struct StreamTests {
             #expect(received == sent)
             try await client.shutdown(.write)
             #expect(try await server.recv(maxCount: 10).isEmpty)
+            // The chunk stream ends at the end of the stream (and says so again).
+            for _ in 0..<2 {
+                var chunks = server.datagrams(maxSize: 100).makeAsyncIterator()
+                #expect(try await chunks.next() == nil)
+            }
         }
     }
 
