@@ -31,3 +31,17 @@ protocol ReactorBackend: AnyObject {
     /// Releases the backend's kernel resources. The last call.
     func destroy()
 }
+
+/// A backend's reference to the reactor that owns it (and outlives it). Each use of an
+/// `unowned(unsafe)` reference still costs a retain and a release; through `callAsFunction`
+/// the hot paths (a completion, a start, a readiness event) pay neither.
+struct OwningReactor {
+    private let reference: Unmanaged<Reactor>
+
+    init(_ reactor: Reactor) { reference = .passUnretained(reactor) }
+
+    @inline(__always)
+    func callAsFunction<R>(_ body: (Reactor) -> R) -> R {
+        reference._withUnsafeGuaranteedRef(body)
+    }
+}

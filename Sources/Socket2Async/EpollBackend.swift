@@ -16,6 +16,7 @@ import CURing
 /// between `EAGAIN` and the wait is never lost.
 final class EpollBackend: ReactorBackend {
     unowned(unsafe) let reactor: Reactor
+    private let owner: OwningReactor
     let epollFD: CInt
     private let events: UnsafeMutablePointer<epoll_event>
     private static let eventCapacity = 1024
@@ -34,6 +35,7 @@ final class EpollBackend: ReactorBackend {
         guard fd >= 0 else { throw ResultCode.error(for: fd) }
         epollFD = CInt(fd)
         self.reactor = reactor
+        owner = OwningReactor(reactor)
         events = .allocate(capacity: Self.eventCapacity)
         // The eventfd is never read: edge-triggered, every write is a new edge.
         let result = sys_epoll_ctl(
@@ -110,7 +112,11 @@ final class EpollBackend: ReactorBackend {
     // MARK: Operations
 
     func start(_ index: Int32, _ record: UnsafeMutablePointer<OpRecord>) {
-        let io = record.pointee.io!.takeUnretainedValue()
+        // The operation's task keeps its socket state alive: no retain needed.
+        record.pointee.io!._withUnsafeGuaranteedRef { start(index, record, $0) }
+    }
+
+    private func start(_ index: Int32, _ record: UnsafeMutablePointer<OpRecord>, _ io: IOState) {
         switch record.pointee.kind {
         case .shutdown:
             reactor.complete(record, sys_shutdown(io.fd, record.pointee.flags))
@@ -179,25 +185,27 @@ final class EpollBackend: ReactorBackend {
     private func park(
         _ index: Int32, _ record: UnsafeMutablePointer<OpRecord>, _ io: IOState, input: Bool
     ) {
-        reactor.markPending(record, input: input)
+        owner { $0.markPending(record, input: input) }
     }
 
     /// Performs the waiting operations of one direction while the socket is ready.
     private func process(_ io: IOState, input: Bool, force: Bool = false) {
-        while true {
-            let index = input ? io.inputHead : io.outputHead
-            guard index >= 0 else { return }
-            let record = reactor.ops.record(index)
-            if record.pointee.backingOff && !force { return }
-            guard force || io.isReady(input: input) || record.pointee.kind == .connect else { return }
-            let result = attempt(record, io)
-            if result == -Int(EAGAIN) { return }
-            if isBackoffError(record, result) {
-                backOff(record)
-                return
+        owner { reactor in
+            while true {
+                let index = input ? io.inputHead : io.outputHead
+                guard index >= 0 else { return }
+                let record = reactor.ops.record(index)
+                if record.pointee.backingOff && !force { return }
+                guard force || io.isReady(input: input) || record.pointee.kind == .connect else { return }
+                let result = attempt(record, io)
+                if result == -Int(EAGAIN) { return }
+                if isBackoffError(record, result) {
+                    backOff(record)
+                    return
+                }
+                reactor.complete(record, result)
+                if io.closed { return }
             }
-            reactor.complete(record, result)
-            if io.closed { return }
         }
     }
 

@@ -17,6 +17,7 @@ import SystemPackage
 /// `IORING_FEAT_NODROP`).
 final class URingBackend: ReactorBackend {
     unowned(unsafe) let reactor: Reactor
+    private let owner: OwningReactor
     let ring: UnsafeMutablePointer<io_uring>
     private let completions: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
     private static let batch = 256
@@ -34,6 +35,7 @@ final class URingBackend: ReactorBackend {
     init(reactor: Reactor, options: ReactorOptions) throws {
         if options.failIoUringProbe { throw ReactorError.ioUringUnavailable("the io_uring probe was made to fail") }
         self.reactor = reactor
+        owner = OwningReactor(reactor)
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
         completions = .allocate(capacity: Self.batch)
@@ -134,7 +136,7 @@ final class URingBackend: ReactorBackend {
             return
         }
         submit(record)
-        reactor.markPending(record, input: record.pointee.kind.waitsForInput || record.pointee.kind == .close)
+        owner { $0.markPending(record, input: record.pointee.kind.waitsForInput || record.pointee.kind == .close) }
     }
 
     /// Queues the request of a one-shot operation.
@@ -254,20 +256,22 @@ final class URingBackend: ReactorBackend {
     }
 
     private func drain() {
-        while true {
-            let count = Int(io_uring_peek_batch_cqe(ring, completions, UInt32(Self.batch)))
-            if count == 0 { return }
-            for offset in 0..<count {
-                let cqe = completions[offset]!
-                dispatch(cqe.pointee.user_data, cqe.pointee.res, cqe.pointee.flags)
+        owner { reactor in
+            while true {
+                let count = Int(io_uring_peek_batch_cqe(ring, completions, UInt32(Self.batch)))
+                if count == 0 { return }
+                for offset in 0..<count {
+                    let cqe = completions[offset]!
+                    dispatch(cqe.pointee.user_data, cqe.pointee.res, cqe.pointee.flags, reactor)
+                }
+                io_uring_cq_advance(ring, UInt32(count))
+                if count < Self.batch { return }
             }
-            io_uring_cq_advance(ring, UInt32(count))
-            if count < Self.batch { return }
         }
     }
 
     @inline(__always)
-    private func dispatch(_ data: UInt64, _ result: CInt, _ flags: UInt32) {
+    private func dispatch(_ data: UInt64, _ result: CInt, _ flags: UInt32, _ reactor: Reactor) {
         if data & (1 << 63) != 0 {
             if data == Self.wakeTag {
                 sys_eventfd_drain(reactor.wakeFD)
