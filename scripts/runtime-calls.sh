@@ -27,6 +27,7 @@ loadgen=../shared/bench/build/loadgen
 [ -x "$loadgen" ] || { echo "build the peer harness first: (cd ../shared/bench && ./build.sh)" >&2; exit 1; }
 
 concurrency=$(readlink -f "$(ldd "$server" | awk '$1 == "libswift_Concurrency.so" {print $3}')")
+core=$(readlink -f "$(ldd "$server" | awk '$1 == "libswiftCore.so" {print $3}')")
 libc=$(readlink -f "$(ldd "$server" | awk '$1 == "libc.so.6" {print $3}')")
 # getPreferredTaskExecutor is a C++ method with no exported name: probe it by address.
 preferred=$(nm "$concurrency" | awk '$3 == "_ZN5swift9AsyncTask24getPreferredTaskExecutorEb" {print "0x" $1}')
@@ -46,6 +47,8 @@ add "$concurrency" add_cancellation_handler swift_task_addCancellationHandler
 add "$concurrency" status_record_lock withStatusRecordLock
 [ -n "$preferred" ] && add "$concurrency" preferred_task_executor "$preferred"
 add "$concurrency" task_alloc swift_task_alloc
+add "$core" retain swift_retain
+add "$core" release swift_release
 add "$libc" pthread_mutex_lock pthread_mutex_lock
 add "$libc" malloc malloc
 
