@@ -23,6 +23,8 @@ done
 [ $# -gt 0 ] || set -- --conns 32 --size 64
 server=Benchmarks/.build/release/socket2-server
 loadgen=../shared/bench/build/loadgen
+command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "uprobes need root" >&2; exit 1; }
 [ -x "$server" ] || { echo "build first: swift build -c release --package-path Benchmarks" >&2; exit 1; }
 [ -x "$loadgen" ] || { echo "build the peer harness first: (cd ../shared/bench && ./build.sh)" >&2; exit 1; }
 
