@@ -1,4 +1,34 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
+
+/// A value behind a `pthread_mutex_t`: the lock of the reactor's cross-thread queues.
+///
+/// Not `Synchronization.Mutex`, whose Linux implementation (a priority-inheritance futex that
+/// the kernel hands over) is invisible to ThreadSanitizer, which then reports every contended
+/// use as a race; a pthread mutex it understands, so CI's sanitizer run checks these queues too.
+final class Locked<Value>: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var value: Value
+
+    init(_ value: Value) {
+        self.value = value
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    @inline(__always)
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
+}
 
 /// A job and how to run it: as the reactor's task executor (a task preferring the reactor), or
 /// isolated to its serial executor (an actor whose executor is the reactor).
@@ -72,7 +102,7 @@ enum InboxItem: Sendable {
 /// pushed before it writes the eventfd, so a loop turn costs at most one wake-up however many
 /// threads push. The reactor takes everything with one swap of arrays.
 final class Inbox: Sendable {
-    private let items = Mutex<[InboxItem]>([])
+    private let items = Locked<[InboxItem]>([])
     private let signal = Atomic<Int>(0)
     /// Set once the reactor thread is gone: pushes are refused from then on.
     private let closed = Atomic<Bool>(false)

@@ -62,7 +62,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// The reactor thread, written by that thread before `init` returns.
     private var threadID = pthread_t()
     private var thread = pthread_t()
-    private let joined = Mutex<Bool>(false)
+    private let joined = Locked(false)
     private let shutdownRequested = Atomic<Bool>(false)
     /// Set when the reactor stops taking operations.
     let isShutDown = Atomic<Bool>(false)

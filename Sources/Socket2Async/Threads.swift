@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 import CURing
 
 /// Starts a joinable thread running `body`.
@@ -53,7 +52,7 @@ final class OrphanedJobRunner: Sendable {
         let task: UnownedTaskExecutor?
     }
 
-    private let jobs = Mutex<[Entry]>([])
+    private let jobs = Locked<[Entry]>([])
     private let event: CInt
 
     private init() {
