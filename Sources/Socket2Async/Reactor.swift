@@ -484,6 +484,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     ///
     /// `prepare` fills in the record; the backend starts it; the task waits (cancellably) for
     /// its completion; `finish` reads the result and the record before the record is reused.
+    /// The wait ends with `ETIMEDOUT` after `timeout` or at the task's socket deadline
+    /// (`AsyncSocket.withTimeout`), whichever comes first.
     @inline(__always)
     nonisolated(nonsending) func perform<R>(
         _ kind: OpKind, io: IOState, timeout: Duration? = nil,
@@ -502,7 +504,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             return try finish(datagram.deliver(into: record), record)
         }
         let id = ops.id(of: index)
-        if let timeout { schedule(.timeOut, for: id, in: timeout.nanosecondsClamped) }
+        let limit = SocketDeadline.waitLimit(timeout)
+        if let limit { schedule(.timeOut, for: id, in: limit) }
         // The variant that inherits the executor: no executor switch when entering and leaving
         // it (two fewer per suspended operation). Its operation closure runs on the generic
         // executor, which `onReactor` has made the reactor (the task prefers it): the
@@ -524,6 +527,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         } onCancel: { [self] in
             requestCancel(id)
         }
+        if limit != nil { timers.removeTimeOut(of: index) }
         defer { ops.free(index) }
         return try finish(result, record)
     }

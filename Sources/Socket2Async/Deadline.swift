@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SystemPackage
+
+/// The deadline of the current task's socket operations, in monotonic nanoseconds
+/// (`CLOCK_MONOTONIC`), set by ``AsyncSocket/withTimeout(_:isolation:_:)``.
+enum SocketDeadline {
+    @TaskLocal static var current: UInt64?
+
+    /// How long an operation that is about to wait may wait, in nanoseconds: the smaller of its
+    /// own `timeout` and the time left before the task's deadline (0 when that has passed);
+    /// nil for no limit. Read only when an operation waits, so calls that complete at once
+    /// never look.
+    @inline(__always)
+    static func waitLimit(_ timeout: Duration?) -> UInt64? {
+        let own = timeout?.nanosecondsClamped
+        guard let deadline = current else { return own }
+        let now = monotonicNanoseconds()
+        let left = deadline > now ? deadline - now : 0
+        return own.map { min($0, left) } ?? left
+    }
+}
+
+extension AsyncSocket {
+    /// Runs `body` with a deadline `timeout` from now for every socket operation in it that
+    /// has to wait, on any ``AsyncSocket`` and any reactor: an operation still waiting at the
+    /// deadline ends and throws `Errno.timedOut` (`ETIMEDOUT`).
+    ///
+    /// A time-out loses nothing, as a cancellation does not: an operation that completed before
+    /// the deadline took effect returns its result, a receive that timed out took no byte, an
+    /// accept that timed out took no connection, and a single send that timed out sent nothing;
+    /// a `sendAll` that timed out may have sent part of its buffer (it does not say how much),
+    /// as with `SO_SNDTIMEO` on a blocking socket. Operations that complete without waiting are
+    /// not affected, so a deadline that has passed still lets queued data be received, as far
+    /// as the kernel has it at once. ``close()`` ignores the deadline.
+    ///
+    /// Deadlines nest: an inner scope cannot extend an outer one (the earlier deadline holds),
+    /// and ``connect(_:timeout:)`` waits for the earlier of its own time-out and the deadline.
+    /// The deadline belongs to the task: child tasks inherit it, like any task-local value.
+    ///
+    /// ```swift
+    /// // Drop a client that sends nothing for 30 seconds.
+    /// let count = try await AsyncSocket.withTimeout(.seconds(30)) {
+    ///     try await connection.recv(into: buffer)
+    /// }
+    /// ```
+    ///
+    /// The reactor keeps one timer per waiting operation and removes it when the operation
+    /// ends; an operation that completes without waiting costs nothing.
+    public static func withTimeout<R>(
+        _ timeout: Duration, isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> R
+    ) async rethrows -> R {
+        let requested = monotonicNanoseconds().addingReportingOverflow(timeout.nanosecondsClamped)
+        var deadline = requested.overflow ? UInt64.max : requested.partialValue
+        if let outer = SocketDeadline.current { deadline = min(deadline, outer) }
+        return try await SocketDeadline.$current.withValue(deadline, operation: body, isolation: isolation)
+    }
+}
