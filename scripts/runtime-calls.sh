@@ -2,13 +2,15 @@
 # Counts, per echoed message, the system calls and the Swift concurrency runtime calls that
 # socket2-server makes under the peer harness's load generator: where the per-message cost
 # beyond the kernel's goes. Needs root, perf (uprobes), the Benchmarks package built in release
-# and ../shared/bench built (./build.sh).
+# and ../shared/bench built (./build.sh), or LOADGEN naming a load generator built elsewhere
+# (shared/ is read-only: build a copy of the harness and point LOADGEN at its build/loadgen).
 #
 #   scripts/runtime-calls.sh [--backend io_uring|epoll] [--mode tcp-echo|udp-echo] [-- LOADGEN ARGS]
 #
 # Defaults: io_uring, tcp-echo, `--conns 32 --size 64` (the harness's tcp-echo-32). A message is
 # one reply: the counts are divided by the server's send system calls (sendto, sendmsg, write)
-# in the same window, so the uprobes' own slowdown does not skew them.
+# in the same window, so the uprobes' own slowdown does not skew them. SERVER names another
+# server binary to count (an experiment's build), with the same command-line contract.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=io_uring mode=tcp-echo
@@ -21,8 +23,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ $# -gt 0 ] || set -- --conns 32 --size 64
-server=Benchmarks/.build/release/socket2-server
-loadgen=../shared/bench/build/loadgen
+server=${SERVER:-Benchmarks/.build/release/socket2-server}
+loadgen=${LOADGEN:-../shared/bench/build/loadgen}
 command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "uprobes need root" >&2; exit 1; }
 [ -x "$server" ] || { echo "build first: swift build -c release --package-path Benchmarks" >&2; exit 1; }
