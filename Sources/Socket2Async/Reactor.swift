@@ -323,16 +323,13 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     private func fireTimers() {
         let now = monotonicNanoseconds()
         while let timer = timers.popExpired(now: now) {
-            guard let record = ops.record(for: timer.id), record.pointee.state == .pending else { continue }
-            let index = Int32(truncatingIfNeeded: timer.id & 0xFFFF_FFFF)
             switch timer.action {
             case .timeOut:
-                if record.pointee.cancelReason == .none {
-                    record.pointee.cancelReason = .timedOut
-                    impl.cancel(index, record)
-                }
+                // Like a cancellation (an operation not started yet fails when it starts).
+                cancelOperation(timer.id, reason: .timedOut)
             case .retry:
-                impl.retry(index, record)
+                guard let record = ops.record(for: timer.id), record.pointee.state == .pending else { continue }
+                impl.retry(Int32(truncatingIfNeeded: timer.id & 0xFFFF_FFFF), record)
             }
         }
     }
