@@ -62,7 +62,9 @@ struct TimerHeap {
 
     private mutating func remove(at slot: Int) {
         let removed = heap[slot]
-        if removed.action == .timeOut { timeOutSlots[removed.index] = -1 }
+        if removed.action == .timeOut && timeOutSlots[removed.index] == Int32(slot) {
+            timeOutSlots[removed.index] = -1
+        }
         let last = heap.removeLast()
         guard slot < heap.count else { return }
         place(last, at: slot)
