@@ -226,6 +226,10 @@ struct TimeoutTests {
 extension AsyncTests.ReactorTests.ReactorBoundEcho {
     /// Receives up to 16 bytes within `timeout`.
     func receive(_ socket: AsyncSocket, within timeout: Duration) async throws -> [UInt8] {
-        try await AsyncSocket.withTimeout(timeout) { try await socket.recv(maxCount: 16) }
+        try await AsyncSocket.withTimeout(timeout) {
+            // The body runs in the caller's isolation: on the actor, on the reactor thread.
+            #expect(reactor.isCurrent)
+            return try await socket.recv(maxCount: 16)
+        }
     }
 }

@@ -182,4 +182,23 @@ func asyncBenchmarks(_ backend: Reactor.Backend, name: String) {
         let bench = try await reactor()
         return (bench, try EchoPair(on: bench.reactor))
     }
+
+    // The same with a deadline on every receive (`AsyncSocket.withTimeout`): the waiting
+    // receive has a timer, removed when the echo completes it.
+    Benchmark("\(name).await-resumed-timeout") { (benchmark: Benchmark, state: (BenchReactor, EchoPair)) in
+        let (bench, pair) = state
+        await bench.measure(benchmark) {
+            let message = UnsafeRawBufferPointer(rebasing: pair.buffer[..<1])
+            for _ in benchmark.scaledIterations {
+                _ = try await pair.local.send(message)
+                var received = 0
+                while received == 0 {
+                    received = try await AsyncSocket.withTimeout(.seconds(60)) { try await pair.local.recv(into: pair.buffer) }
+                }
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try EchoPair(on: bench.reactor))
+    }
 }
