@@ -168,37 +168,26 @@ func asyncBenchmarks(_ backend: Reactor.Backend, name: String) {
 
     // A send, then an await that suspends until the reactor resumes it with the echo (which
     // another task on the same reactor sends back after its own await was resumed).
-    Benchmark("\(name).await-resumed") { (benchmark: Benchmark, state: (BenchReactor, EchoPair)) in
-        let (bench, pair) = state
-        await bench.measure(benchmark) {
-            let message = UnsafeRawBufferPointer(rebasing: pair.buffer[..<1])
-            for _ in benchmark.scaledIterations {
-                _ = try await pair.local.send(message)
-                var received = 0
-                while received == 0 { received = try await pair.local.recv(into: pair.buffer) }
-            }
-        }
-    } setup: {
-        let bench = try await reactor()
-        return (bench, try EchoPair(on: bench.reactor))
-    }
-
-    // The same with a deadline on every receive (`AsyncSocket.withTimeout`): the waiting
-    // receive has a timer, removed when the echo completes it.
-    Benchmark("\(name).await-resumed-timeout") { (benchmark: Benchmark, state: (BenchReactor, EchoPair)) in
-        let (bench, pair) = state
-        await bench.measure(benchmark) {
-            let message = UnsafeRawBufferPointer(rebasing: pair.buffer[..<1])
-            for _ in benchmark.scaledIterations {
-                _ = try await pair.local.send(message)
-                var received = 0
-                while received == 0 {
-                    received = try await AsyncSocket.withTimeout(.seconds(60)) { try await pair.local.recv(into: pair.buffer) }
+    func awaitResumed(_ label: String, receive: nonisolated(nonsending) @escaping @Sendable (EchoPair) async throws -> Int) {
+        Benchmark("\(name).\(label)") { (benchmark: Benchmark, state: (BenchReactor, EchoPair)) in
+            let (bench, pair) = state
+            await bench.measure(benchmark) {
+                let message = UnsafeRawBufferPointer(rebasing: pair.buffer[..<1])
+                for _ in benchmark.scaledIterations {
+                    _ = try await pair.local.send(message)
+                    var received = 0
+                    while received == 0 { received = try await receive(pair) }
                 }
             }
+        } setup: {
+            let bench = try await reactor()
+            return (bench, try EchoPair(on: bench.reactor))
         }
-    } setup: {
-        let bench = try await reactor()
-        return (bench, try EchoPair(on: bench.reactor))
+    }
+    awaitResumed("await-resumed") { pair in try await pair.local.recv(into: pair.buffer) }
+    // With a deadline on every receive (`AsyncSocket.withTimeout`): the waiting receive has a
+    // timer, removed when the echo completes it.
+    awaitResumed("await-resumed-timeout") { pair in
+        try await AsyncSocket.withTimeout(.seconds(60)) { try await pair.local.recv(into: pair.buffer) }
     }
 }
