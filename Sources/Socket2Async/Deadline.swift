@@ -54,8 +54,7 @@ extension AsyncSocket {
     public nonisolated(nonsending) static func withTimeout<R>(
         _ timeout: Duration, _ body: nonisolated(nonsending) () async throws -> R
     ) async rethrows -> R {
-        let requested = monotonicNanoseconds().addingReportingOverflow(timeout.nanosecondsClamped)
-        var deadline = requested.overflow ? UInt64.max : requested.partialValue
+        var deadline = monotonicDeadline(after: timeout.nanosecondsClamped)
         if let outer = SocketDeadline.current { deadline = min(deadline, outer) }
         return try await SocketDeadline.$current.withValue(deadline) { try await body() }
     }

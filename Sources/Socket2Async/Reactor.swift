@@ -329,7 +329,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
                 cancelOperation(timer.id, reason: .timedOut)
             case .retry:
                 guard let record = ops.record(for: timer.id), record.pointee.state == .pending else { continue }
-                impl.retry(Int32(truncatingIfNeeded: timer.id & 0xFFFF_FFFF), record)
+                impl.retry(Int32(timer.index), record)
             }
         }
     }
@@ -344,7 +344,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     /// Schedules `action` for operation `id` in `nanoseconds`.
     func schedule(_ action: Timer.Action, for id: OpID, in nanoseconds: UInt64) {
-        timers.insert(Timer(deadline: monotonicNanoseconds() &+ nanoseconds, id: id, action: action))
+        timers.insert(Timer(deadline: monotonicDeadline(after: nanoseconds), id: id, action: action))
     }
 
     private func beginShutdown() {

@@ -159,6 +159,13 @@ func monotonicNanoseconds() -> UInt64 {
     return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
 }
 
+/// The monotonic time `nanoseconds` from now, saturating: a delay too long for the clock is
+/// `UInt64.max` (never), not a time that wrapped around into the past.
+func monotonicDeadline(after nanoseconds: UInt64) -> UInt64 {
+    let (deadline, overflow) = monotonicNanoseconds().addingReportingOverflow(nanoseconds)
+    return overflow ? .max : deadline
+}
+
 /// The number of online processors (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1.
 func onlineProcessorCount() -> Int {
     max(1, sysconf(CInt(_SC_NPROCESSORS_ONLN)))

@@ -154,6 +154,12 @@ struct TimeoutTests {
                     try await client.connect(full.address, timeout: .seconds(3600))
                 }
             }
+            // A time-out too long for the clock means no limit, not an expired one.
+            let unlimited = try AsyncSocket(domain: .ipv4, type: .stream, reactor: reactor)
+            let pending = Task { try await unlimited.connect(full.address, timeout: .seconds(Int64.max)) }
+            await waitUntilPending(reactor)
+            pending.cancel()
+            await expectCancelled(pending)
             withExtendedLifetime((full, peer)) {}
             #expect(await pendingOperations(reactor) == 0)
             #expect(await timerCount(reactor) == 0)
