@@ -184,18 +184,7 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     /// descriptor is closed (`close(2)`, or `IORING_OP_CLOSE`). Closing a closed socket does
     /// nothing.
     public nonisolated(nonsending) func close() async throws {
-        let reactor = self.reactor, io = self.io
-        do {
-            try await reactor.onReactor {
-                if io.closed { return }
-                descriptor.store(-1, ordering: .relaxed)
-                try await reactor.close(io)
-            }
-        } catch ReactorError.shutDown {
-            // The reactor is gone, and with it every pending operation.
-            let fd = descriptor.exchange(-1, ordering: .relaxed)
-            if fd >= 0 { _ = try ResultCode.check(sys_close(fd)) }
-        }
+        try await reactor.close(io, owner: descriptor)
     }
 }
 

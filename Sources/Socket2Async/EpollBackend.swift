@@ -69,7 +69,11 @@ final class EpollBackend: ReactorBackend {
         let generation = generations[Int(index)] &+ 1
         generations[Int(index)] = generation
         let data = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: index))
-        let mask = Self.mask(output: io.isStream)
+        // A listener that several reactors share wakes one of them per connection
+        // (`EPOLLEXCLUSIVE`, which allows no `EPOLLRDHUP` and no later `EPOLL_CTL_MOD`).
+        let mask = io.wakesOneReactor
+            ? EPOLLIN.rawValue | EPOLLET.rawValue | EPOLLEXCLUSIVE.rawValue
+            : Self.mask(output: io.isStream)
         var result = sys_epoll_ctl(epollFD, EPOLL_CTL_ADD, io.fd, mask, data)
         if result == -Int(EEXIST) { result = sys_epoll_ctl(epollFD, EPOLL_CTL_MOD, io.fd, mask, data) }
         guard result >= 0 else {
@@ -78,7 +82,7 @@ final class EpollBackend: ReactorBackend {
         }
         table[Int(index)] = io
         io.registration = data
-        io.watchesOutput = io.isStream
+        io.watchesOutput = io.isStream || io.wakesOneReactor
         return 0
     }
 
@@ -276,6 +280,12 @@ final class EpollBackend: ReactorBackend {
             if result == -Int(EAGAIN) { io.writeReady = false }
         case .connect:
             result = attemptConnect(record, io)
+        case .readable:
+            result = sys_pollNow(fd, events: CShort(POLLIN))
+            if result == -Int(EAGAIN) { io.readReady = false }
+        case .writable:
+            result = sys_pollNow(fd, events: CShort(POLLOUT))
+            if result == -Int(EAGAIN) { io.writeReady = false }
         case .shutdown, .close, .streamWait, .multishot, .wakeRead:
             result = -Int(EINVAL)
         }
