@@ -69,11 +69,7 @@ final class EpollBackend: ReactorBackend {
         let generation = generations[Int(index)] &+ 1
         generations[Int(index)] = generation
         let data = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: index))
-        // A listener that several reactors share wakes one of them per connection
-        // (`EPOLLEXCLUSIVE`, which allows no `EPOLLRDHUP` and no later `EPOLL_CTL_MOD`).
-        let mask = io.wakesOneReactor
-            ? EPOLLIN.rawValue | EPOLLET.rawValue | EPOLLEXCLUSIVE.rawValue
-            : Self.mask(output: io.isStream)
+        let mask = Self.mask(output: io.isStream)
         var result = sys_epoll_ctl(epollFD, EPOLL_CTL_ADD, io.fd, mask, data)
         if result == -Int(EEXIST) { result = sys_epoll_ctl(epollFD, EPOLL_CTL_MOD, io.fd, mask, data) }
         guard result >= 0 else {
@@ -82,7 +78,7 @@ final class EpollBackend: ReactorBackend {
         }
         table[Int(index)] = io
         io.registration = data
-        io.watchesOutput = io.isStream || io.wakesOneReactor
+        io.watchesOutput = io.isStream
         return 0
     }
 

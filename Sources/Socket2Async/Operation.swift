@@ -313,9 +313,6 @@ final class IOState: @unchecked Sendable {
     let hasStrandedDatagrams = Atomic<Bool>(false)
     /// The epoll registration (index | generation << 32 in the reactor's table), 0 when none.
     var registration: UInt64 = 0
-    /// A listening socket shared by the reactors of a group: registered with epoll for
-    /// `EPOLLIN | EPOLLET | EPOLLEXCLUSIVE`, so that a connection wakes one reactor, not all.
-    var wakesOneReactor = false
     /// Whether the epoll registration includes `EPOLLOUT` (always for a stream socket; for a
     /// datagram socket only while a send waits).
     var watchesOutput = false
