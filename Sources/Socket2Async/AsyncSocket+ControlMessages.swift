@@ -60,13 +60,11 @@ extension AsyncSocket {
     ) async throws -> ReceivedMessage {
         let capacity = max(controlCapacity, 0)
         return try await withScratch(capacity) { control in
-            let received = try await recvMsg(
-                into: buffers, control: capacity > 0 ? control : nil,
-                flags: flags.union(MessageFlags(rawValue: CInt(MSG_CMSG_CLOEXEC))))
+            let received = try await recvMsg(into: buffers, control: capacity > 0 ? control : nil, flags: flags)
             let length = min(max(received.controlLength, 0), capacity)
             let messages = ReceivedControlMessage.parse(
                 received: UnsafeRawBufferPointer(rebasing: control[..<length]), flags: received.flags)
-            return ReceivedMessage(count: received.count, address: received.address, flags: received.flags.droppingCloseOnExecEcho(),
+            return ReceivedMessage(count: received.count, address: received.address, flags: received.flags,
                                    control: messages)
         }
     }
