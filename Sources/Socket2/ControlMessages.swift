@@ -217,8 +217,8 @@ public struct ControlMessageBuffer: Sendable, Equatable {
     /// The bytes in use: encoded messages, or what the last receive reported (`msg_controllen`).
     public internal(set) var count: Int
 
-    /// An empty buffer with `capacity` bytes of storage (size it with
-    /// ``ControlMessage/space(forDataLength:)``). A negative capacity is taken as 0.
+    /// An empty buffer with `capacity` bytes of storage (for a receive, size it by the kinds
+    /// expected with ``init(receiving:)``). A negative capacity is taken as 0.
     public init(capacity: Int = 0) {
         storage = [UInt8](repeating: 0, count: max(0, capacity))
         count = 0

@@ -61,7 +61,8 @@ public final class DatagramBatch {
     private var receivedFlags: [CInt]
 
     /// A batch of `count` slots, each with `bufferSize` bytes of data and `controlCapacity` bytes
-    /// of control data (0 for none; size it with ``ControlMessage/space(forDataLength:)``).
+    /// of control data (0 for none; size it with ``ControlMessage/space(receiving:)`` from the
+    /// kinds of control messages the socket has switched on).
     /// All memory starts zeroed.
     ///
     /// - Precondition: no argument is negative, and the sizes fit in memory.

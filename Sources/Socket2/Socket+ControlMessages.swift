@@ -142,7 +142,7 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Receives data into `buffer` with up to `controlCapacity` bytes of control messages
-    /// (size it with ``ControlMessage/space(forDataLength:)``): `recvmsg(2)` with `flags`.
+    /// (size it with ``ControlMessage/space(receiving:)``): `recvmsg(2)` with `flags`.
     public func recvWithControl(
         into buffer: UnsafeMutableRawBufferPointer, controlCapacity: Int, flags: MessageFlags = []
     ) throws(Errno) -> ReceivedMessage {
