@@ -343,9 +343,9 @@ extension BufferedReader {
             case .delimiter(let delimiter, let maxLength, let strippingCR):
                 // An item can end no later than here: look no further.
                 let ending = strippingCR ? 2 : 1
-                let window = available - ending >= maxLength ? maxLength + ending : available
-                guard let index = bytes.firstIndex(of: delimiter, within: window) else {
-                    return window > maxLength ? .tooLong(.tooLong(limit: maxLength), skip: .through(delimiter), consumed: 0) : .more
+                let full = available - ending >= maxLength
+                guard let index = bytes.firstIndex(of: delimiter, within: full ? maxLength + ending : available) else {
+                    return full ? .tooLong(.tooLong(limit: maxLength), skip: .through(delimiter), consumed: 0) : .more
                 }
                 var length = index
                 if strippingCR, index > 0, bytes.unsafeLoad(fromByteOffset: index - 1, as: UInt8.self) == 0x0D {
