@@ -6,7 +6,7 @@ import SystemPackage
 import Synchronization
 
 /// A signal's number: `SIGTERM`, `SIGINT`, ….
-public struct Signal: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+public struct SignalNumber: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     /// The number (`SIGTERM` is 15 on Linux).
     public var rawValue: CInt
 
@@ -14,23 +14,23 @@ public struct Signal: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public init(rawValue: CInt) { self.rawValue = rawValue }
 
     /// `SIGHUP`: the terminal went away; daemons take it as "reload".
-    public static let hangUp = Signal(rawValue: SIGHUP)
+    public static let hangUp = SignalNumber(rawValue: SIGHUP)
     /// `SIGINT`: Control-C.
-    public static let interrupt = Signal(rawValue: SIGINT)
+    public static let interrupt = SignalNumber(rawValue: SIGINT)
     /// `SIGQUIT`.
-    public static let quit = Signal(rawValue: SIGQUIT)
+    public static let quit = SignalNumber(rawValue: SIGQUIT)
     /// `SIGTERM`: the polite request to stop (`kill`, systemd, Kubernetes).
-    public static let terminate = Signal(rawValue: SIGTERM)
+    public static let terminate = SignalNumber(rawValue: SIGTERM)
     /// `SIGUSR1`.
-    public static let user1 = Signal(rawValue: SIGUSR1)
+    public static let user1 = SignalNumber(rawValue: SIGUSR1)
     /// `SIGUSR2`.
-    public static let user2 = Signal(rawValue: SIGUSR2)
+    public static let user2 = SignalNumber(rawValue: SIGUSR2)
     /// `SIGCHLD`: a child process stopped or ended.
-    public static let child = Signal(rawValue: SIGCHLD)
+    public static let child = SignalNumber(rawValue: SIGCHLD)
     /// `SIGWINCH`: the terminal's size changed.
-    public static let windowChange = Signal(rawValue: SIGWINCH)
+    public static let windowChange = SignalNumber(rawValue: SIGWINCH)
     /// `SIGALRM`.
-    public static let alarm = Signal(rawValue: SIGALRM)
+    public static let alarm = SignalNumber(rawValue: SIGALRM)
 
     /// The C name (`SIGTERM`), or the number.
     public var description: String {
@@ -80,7 +80,7 @@ public final class Signals: AsyncSequence, Sendable {
     /// The signalfd, on its reactor.
     public let descriptor: AsyncDescriptor
     /// The signals this sequence receives.
-    public let signals: Set<Signal>
+    public let signals: Set<SignalNumber>
 
     private static let routed = Mutex<Set<CInt>>([])
 
@@ -89,7 +89,7 @@ public final class Signals: AsyncSequence, Sendable {
     ///
     /// - Throws: `Errno.invalidArgument` for a signal that cannot be caught (`SIGKILL`,
     ///   `SIGSTOP`) or out of range; `Errno` from `sigaction(2)` or `signalfd(2)`.
-    public init(_ signals: Set<Signal>, reactor: Reactor = .shared) throws {
+    public init(_ signals: Set<SignalNumber>, reactor: Reactor = .shared) throws {
         var mask = sigset_t()
         sigemptyset(&mask)
         for signal in signals {
@@ -124,14 +124,14 @@ public final class Signals: AsyncSequence, Sendable {
 
         /// The next signal received; waits until one comes. Never nil: the sequence ends only
         /// by an error (``ReactorError/socketClosed`` once closed).
-        public mutating func next() async throws -> Signal? {
+        public mutating func next() async throws -> SignalNumber? {
             var info = signalfd_siginfo()
             let size = MemoryLayout<signalfd_siginfo>.size
             let count = try await descriptor.transfer(.readable, events: CShort(POLLIN)) { fd in
                 withUnsafeMutableBytes(of: &info) { Glibc.read(fd, $0.baseAddress, $0.count) }
             }
             guard count == size else { throw Errno.ioError }
-            return Signal(rawValue: CInt(bitPattern: info.ssi_signo))
+            return SignalNumber(rawValue: CInt(bitPattern: info.ssi_signo))
         }
     }
 }

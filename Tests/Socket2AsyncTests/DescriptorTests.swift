@@ -119,7 +119,7 @@ extension AsyncTests {
     func signalsArrive(backend: Reactor.Backend) async throws {
         try await withReactor(backend, timeout: 5) { reactor in
             let signals = try Signals([.user1, .user2], reactor: reactor)
-            let first = Task(executorPreference: reactor) { () -> Signal? in
+            let first = Task(executorPreference: reactor) { () -> SignalNumber? in
                 var iterator = signals.makeAsyncIterator()
                 return try await iterator.next()
             }
@@ -129,7 +129,7 @@ extension AsyncTests {
 
             // raise(3) sends to the calling thread: a new thread that does not block the signal
             // (as a thread created before the routing): its handler forwards it.
-            let raised = Task { () -> Signal? in
+            let raised = Task { () -> SignalNumber? in
                 var iterator = signals.makeAsyncIterator()
                 return try await iterator.next()
             }
@@ -138,7 +138,7 @@ extension AsyncTests {
             #expect(try await raised.value == .user2)
 
             // Cancelled while waiting: the next signal goes to the next wait.
-            let cancelled = Task(executorPreference: reactor) { () -> Signal? in
+            let cancelled = Task(executorPreference: reactor) { () -> SignalNumber? in
                 var iterator = signals.makeAsyncIterator()
                 return try await iterator.next()
             }
@@ -149,7 +149,7 @@ extension AsyncTests {
             var iterator = signals.makeAsyncIterator()
             #expect(try await iterator.next() == .user2)
             try await signals.close()
-            #expect(throws: Errno.invalidArgument) { try Signals([Signal(rawValue: SIGKILL)], reactor: reactor) }
+            #expect(throws: Errno.invalidArgument) { try Signals([SignalNumber(rawValue: SIGKILL)], reactor: reactor) }
         }
     }
 }
