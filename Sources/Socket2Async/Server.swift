@@ -126,6 +126,33 @@ public final class ShutdownSignal: Sendable {
     public func trigger() { event.signal() }
 }
 
+extension ShutdownSignal {
+    /// Runs `body` (a connection's request loop); when the signal triggers meanwhile, shuts
+    /// down the reading side of `connection` (`shutdown(2)` with `SHUT_RD`). A read waiting for
+    /// the client's next request then sees the end of the stream (bytes that had arrived are
+    /// still read first), so the loop ends the way it ends when the client closes — not
+    /// cancelled: the handler can still answer and say goodbye before its grace period ends.
+    ///
+    /// ```swift
+    /// try await ShutdownSignal.current?.endingReads(of: connection) {
+    ///     while let line = try await reader.readLine() { … }
+    /// }
+    /// try await connection.sendAll("BYE\n")
+    /// ```
+    public nonisolated(nonsending) func endingReads<R>(
+        of connection: AsyncSocket, _ body: nonisolated(nonsending) () async throws -> R
+    ) async throws -> R {
+        try await withThrowingDiscardingTaskGroup(returning: R.self) { group in
+            group.addTask {
+                await self.wait()
+                if self.isTriggered && !Task.isCancelled { try? await connection.shutdown(.read) }
+            }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+}
+
 /// A TCP server on a ``ReactorGroup``: bound and listening from ``ReactorGroup/listen(on:options:)``
 /// on, serving from ``run(_:)``, shut down gracefully by ``shutdown(gracePeriod:)``.
 ///

@@ -171,3 +171,40 @@ extension AsyncTests {
         }
     }
 }
+
+extension AsyncTests {
+    /// `endingReads(of:)`: a handler waiting for the next request sees the end of input when
+    /// the server shuts down gracefully, and can still say goodbye.
+    @Test(arguments: backends)
+    func endingReadsOnShutdown(backend: Reactor.Backend) async throws {
+        let group = try ReactorGroup(count: 1, backend: backend)
+        defer { group.shutdown() }
+        try await withTimeout {
+            let server = try group.listen(on: loopback())
+            let started = AsyncStream<Void>.makeStream()
+            let running = Task {
+                try await server.run { connection, _ in
+                    do {
+                        try await server.shutdownSignal.endingReads(of: connection) {
+                            started.continuation.yield()
+                            while try await !connection.recv(maxCount: 16).isEmpty {}
+                        }
+                        #expect(!Task.isCancelled)
+                        try await connection.sendAll("bye")
+                    } catch {
+                        Issue.record("handler: \(error)")
+                    }
+                    try? await connection.close()
+                }
+            }
+            let client = try AsyncSocket(domain: .ipv4, type: .stream, reactor: group.reactors[0])
+            try await client.connect(server.localAddress)
+            var iterator = started.stream.makeAsyncIterator()
+            await iterator.next()
+            server.shutdown(gracePeriod: .seconds(30))
+            #expect(try await recvExactly(client, 3) == Array("bye".utf8))
+            try await running.value
+            try await client.close()
+        }
+    }
+}
