@@ -158,6 +158,17 @@ extension AsyncTests {
         }
     }
 
+    /// The article's listener options.
+    @Test func writingAServerArticleOptions() async throws {
+        let group = try ReactorGroup(count: 1, backend: .epoll)
+        defer { group.shutdown() }
+        let options = ServerOptions(backlog: 4096) { socket in
+            try socket.setTcpFastopen(256)
+        }
+        let server = try group.listen(on: loopback(), options: options)
+        #expect(server.options.backlog == 4096)
+    }
+
     /// The article's idle time-out, on both backends.
     @Test(arguments: backends)
     func writingAServerArticleIdleTimeout(backend: Reactor.Backend) async throws {
