@@ -89,9 +89,10 @@ for backend in [Reactor.Backend.epoll, .ioUring] {
     }
     let one = median(results[.oneSocket]!), reuse = median(results[.reusePort]!)
     func spread(_ values: [Double]) -> String {
-        String(format: "%.0f%%", (values.max()! - values.min()!) / median(values) * 100)
+        "\(Int(((values.max()! - values.min()!) / median(values) * 100).rounded()))%"
     }
+    let ratio = (one / reuse * 100).rounded() / 100
     print("\(backend): oneSocket \(Int(one)) conn/s (spread \(spread(results[.oneSocket]!))), "
           + "reusePort \(Int(reuse)) conn/s (spread \(spread(results[.reusePort]!))), "
-          + "ratio oneSocket/reusePort \(String(format: "%.2f", one / reuse))")
+          + "ratio oneSocket/reusePort \(ratio)")
 }
