@@ -19,10 +19,11 @@ public func makeTCPListener(port: UInt16, reusePort: Bool) throws -> Socket {
 }
 
 /// A UDP socket bound to 127.0.0.1:`port`; `receiveBuffer` asks for a bigger `SO_RCVBUF`
-/// (`SO_RCVBUFFORCE` when the process may exceed `net.core.rmem_max`).
+/// (`SO_RCVBUFFORCE` when the process may exceed `net.core.rmem_max`). No `SO_REUSEADDR`: on a
+/// UDP socket it would let a second server bind the port and take a share of the datagrams (it
+/// is meant for multicast receivers); `SO_REUSEPORT` only when asked.
 public func makeUDPSocket(port: UInt16, reusePort: Bool, receiveBuffer: Int? = nil) throws -> Socket {
     let socket = try Socket(domain: .ipv4, type: .dgram, protocol: .udp)
-    try socket.setReuseAddress(true)
     if reusePort { try socket.setReusePort(true) }
     if let receiveBuffer {
         // SO_RCVBUFFORCE passes net.core.rmem_max when the process may (root); socket2 has no
