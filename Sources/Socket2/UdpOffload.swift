@@ -96,7 +96,9 @@ extension SocketHandle where Self: ~Copyable {
         _ bytes: ArraySlice<UInt8>, segmentSize: UInt16, to address: SockAddr? = nil, flags: MessageFlags = []
     ) throws(Errno) -> Int {
         try bytes.withUnsafeBytes { buffer in
-            Result { () throws(Errno) in try sendSegmented(buffer, segmentSize: segmentSize, to: address, flags: flags) }
+            Result { () throws(Errno) in
+                try sendSegmented(buffer, segmentSize: segmentSize, to: address, flags: flags)
+            }
         }.get()
     }
 

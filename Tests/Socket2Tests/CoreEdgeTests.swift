@@ -285,13 +285,16 @@ private func takeRights(_ messages: [ReceivedControlMessage]) -> [CInt] {
     }
 
     @Test func controlMessagesPrintLevelAndTypeNames() {
-        let malformed = MalformedControlMessage(problem: .wrongPayloadSize, level: SOL_SOCKET, type: CInt(SCM_RIGHTS), data: [1, 2])
-        #expect("\(malformed)" == "MalformedControlMessage(wrongPayloadSize, level: SOL_SOCKET, type: SCM_RIGHTS, 2 bytes)")
+        let malformed = MalformedControlMessage(
+            problem: .wrongPayloadSize, level: SOL_SOCKET, type: CInt(SCM_RIGHTS), data: [1, 2])
+        #expect("\(malformed)"
+            == "MalformedControlMessage(wrongPayloadSize, level: SOL_SOCKET, type: SCM_RIGHTS, 2 bytes)")
         let ip = ReceivedControlMessage.unknown(level: CInt(IPPROTO_IP), type: IP_ORIGDSTADDR, data: [])
         #expect("\(ip)" == "unknown(level: IPPROTO_IP, type: IP_ORIGDSTADDR, data: [])")
         let unknown = ReceivedControlMessage.unknown(level: 999, type: 5, data: [9])
         #expect("\(unknown)" == "unknown(level: 999, type: 5, data: [9])")
-        let unknownType = MalformedControlMessage(problem: .invalidValue, level: CInt(IPPROTO_IPV6), type: 1234, data: [])
+        let unknownType = MalformedControlMessage(
+            problem: .invalidValue, level: CInt(IPPROTO_IPV6), type: 1234, data: [])
         #expect("\(unknownType)" == "MalformedControlMessage(invalidValue, level: IPPROTO_IPV6, type: 1234, 0 bytes)")
     }
 
@@ -312,7 +315,8 @@ private func takeRights(_ messages: [ReceivedControlMessage]) -> [CInt] {
 
     @Test func unknownNamesAndIndexesAreErrors() {
         #expect(throws: Errno.operationNotSupportedByDevice) { try NetworkInterface.index(ofName: "no-such-if0") }
-        #expect(throws: Errno.operationNotSupportedByDevice) { try NetworkInterface.index(ofName: String(repeating: "x", count: 40)) }
+        let tooLong = String(repeating: "x", count: 40)
+        #expect(throws: Errno.operationNotSupportedByDevice) { try NetworkInterface.index(ofName: tooLong) }
         #expect(throws: Errno.invalidArgument) { try NetworkInterface.index(ofName: "") }
         #expect(throws: Errno.invalidArgument) { try NetworkInterface.index(ofName: "lo\0x") }
         #expect(throws: Errno.noSuchAddressOrDevice) { try NetworkInterface.name(ofIndex: UInt32(Int32.max)) }
@@ -357,7 +361,8 @@ private func takeRights(_ messages: [ReceivedControlMessage]) -> [CInt] {
     /// In range, the fraction of a second is dropped as socket2 does.
     @Test func inRangeValuesAreSetInWholeSeconds() throws {
         let socket = try Socket(domain: .ipv4, type: .stream)
-        try socket.setTcpKeepalive(TcpKeepalive().withTime(.milliseconds(1_500)).withInterval(.seconds(32_767)).withRetries(127))
+        try socket.setTcpKeepalive(
+            TcpKeepalive().withTime(.milliseconds(1_500)).withInterval(.seconds(32_767)).withRetries(127))
         #expect(try socket.keepalive())
         #expect(try socket.tcpKeepaliveTime() == .seconds(1))
         #expect(try socket.tcpKeepaliveInterval() == .seconds(32_767))
