@@ -253,6 +253,27 @@ private func takeRights(_ messages: [ReceivedControlMessage]) -> [CInt] {
         for descriptor in takeRights(message.control) { close(descriptor) }
     }
 
+    /// An ICMP error from the error queue, with its IPv4 or IPv6 offender, fits `.extendedError`.
+    @Test(arguments: [Domain.ipv4, .ipv6])
+    func extendedErrorFits(_ domain: Domain) throws {
+        let closedPort: SockAddr
+        do {
+            let placeholder = try BeyondLoopback.udp(domain)
+            closedPort = try placeholder.localAddr()
+        }  // Closed here: nothing listens on the port any more.
+        let sender = try BeyondLoopback.udp(domain)
+        if domain == .ipv6 { try sender.setRecvErrV6(true) } else { try sender.setRecvErrV4(true) }
+        _ = try sender.sendTo([1], to: closedPort)
+        #expect(BeyondLoopback.poll(sender.rawDescriptor, 0) & Int16(POLLERR) != 0)
+        var control = ControlMessageBuffer(receiving: [.extendedError])
+        var payload = [UInt8](repeating: 0, count: 4)
+        let message = try payload.withUnsafeMutableBytes { try sender.recvErrorQueue(into: $0, control: &control) }
+        #expect(!message.flags.isControlTruncated(), "\(message)")
+        guard message.control.count == 1, case .extendedError(let error) = message.control[0]
+        else { Issue.record("\(message)"); return }
+        #expect(error.offender != nil)
+    }
+
     /// The sizes are the kernel's `CMSG_SPACE` of each payload.
     @Test func kindsHaveTheKernelsSizes() {
         #expect(ReceivedControlMessage.Kind.packetInfoV4.space == 32)
