@@ -9,6 +9,14 @@ import Socket2
 import SystemPackage
 import Testing
 
+extension BeyondLoopback {
+    /// A loopback UDP address of `domain` where nothing listens: a port bound, then released.
+    static func closedUdpPort(_ domain: Domain) throws -> SockAddr {
+        let placeholder = try udp(domain)
+        return try placeholder.localAddr()
+    }
+}
+
 @Suite struct SendmmsgPastTheCapTests {
     /// The 2-byte payload of slot `index`: its index.
     private func payload(_ index: Int) -> [UInt8] { [UInt8(index >> 8), UInt8(index & 0xFF)] }
@@ -256,11 +264,7 @@ private func takeRights(_ messages: [ReceivedControlMessage]) -> [CInt] {
     /// An ICMP error from the error queue, with its IPv4 or IPv6 offender, fits `.extendedError`.
     @Test(arguments: [Domain.ipv4, .ipv6])
     func extendedErrorFits(_ domain: Domain) throws {
-        let closedPort: SockAddr
-        do {
-            let placeholder = try BeyondLoopback.udp(domain)
-            closedPort = try placeholder.localAddr()
-        }  // Closed here: nothing listens on the port any more.
+        let closedPort = try BeyondLoopback.closedUdpPort(domain)
         let sender = try BeyondLoopback.udp(domain)
         if domain == .ipv6 { try sender.setRecvErrV6(true) } else { try sender.setRecvErrV4(true) }
         _ = try sender.sendTo([1], to: closedPort)
