@@ -165,13 +165,44 @@ extension AsyncSocket {
 
     /// Sends all of `bytes`, waiting as often as needed.
     public nonisolated(nonsending) func sendAll(_ bytes: [UInt8]) async throws {
-        let sent = try bytes.withUnsafeBytes { buffer in
-            try attempt(input: false, requested: buffer.count, flags: 0) {
-                sys_send($0, buffer.baseAddress, buffer.count, 0)
-            } ?? 0
+        try await sendAll(rest: bytes.withUnsafeBytes(sendNow(copyingRestOf:)))
+    }
+
+    /// Sends all of `string`'s UTF-8 bytes, waiting as often as needed.
+    public nonisolated(nonsending) func sendAll(_ string: String) async throws {
+        try await sendAll(string.utf8)
+    }
+
+    /// Sends all of `bytes`, waiting as often as needed: straight from their memory when they
+    /// are contiguous (a slice, a string's UTF-8 view), else from an array of them.
+    public nonisolated(nonsending) func sendAll(_ bytes: some Sequence<UInt8>) async throws {
+        let attempted = try bytes.withContiguousStorageIfAvailable {
+            try sendNow(copyingRestOf: UnsafeRawBufferPointer($0))
         }
-        if sent == bytes.count { return }
-        try await withCopy(bytes[sent...]) { try await sendAll($0) }
+        guard let rest = attempted else {
+            try await sendAll(Array(bytes))
+            return
+        }
+        try await sendAll(rest: rest)
+    }
+
+    /// Sends what the kernel takes from `buffer` without waiting; returns a copy of the rest
+    /// (nil when nothing is left), for ``sendAll(rest:)``.
+    private func sendNow(copyingRestOf buffer: UnsafeRawBufferPointer) throws -> UnsafeMutableRawBufferPointer? {
+        let sent = try attempt(input: false, requested: buffer.count, flags: 0) {
+            sys_send($0, buffer.baseAddress, buffer.count, 0)
+        } ?? 0
+        if sent == buffer.count { return nil }
+        let rest = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count - sent, alignment: 16)
+        rest.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[sent...]))
+        return rest
+    }
+
+    /// Sends all of `rest` (from ``sendNow(copyingRestOf:)``) and releases it.
+    private nonisolated(nonsending) func sendAll(rest: UnsafeMutableRawBufferPointer?) async throws {
+        guard let rest else { return }
+        defer { rest.deallocate() }
+        try await sendAll(UnsafeRawBufferPointer(rest))
     }
 
     /// Sends a datagram to `address`: `sendto(2)` or `IORING_OP_SENDMSG`.
