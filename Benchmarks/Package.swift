@@ -38,6 +38,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Accept throughput of ReactorGroup.serve: one shared listening socket against SO_REUSEPORT.
+        .executableTarget(
+            name: "serve-accept",
+            dependencies: [
+                .product(name: "Socket2", package: "Socket2"),
+                .product(name: "Socket2Async", package: "Socket2"),
+            ]
+        ),
         // package-benchmark suites (the plugin finds them in Benchmarks/<Name>/).
         .executableTarget(
             name: "SocketBenchmarks",

@@ -174,6 +174,10 @@ final class URingBackend: ReactorBackend {
         case .multishot:
             let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
             stream.prepare(entry)
+        case .readable:
+            io_uring_prep_poll_add(entry, fd, UInt32(POLLIN))
+        case .writable:
+            io_uring_prep_poll_add(entry, fd, UInt32(POLLOUT))
         case .streamWait, .wakeRead:
             io_uring_prep_nop(entry)
         }
