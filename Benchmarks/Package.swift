@@ -62,6 +62,15 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // Sockets handed between Socket2 and SwiftNIO, both ways (and the DocC article's snippets).
+        .testTarget(
+            name: "NIOHandOffTests",
+            dependencies: [
+                .product(name: "Socket2", package: "Socket2"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -89,6 +89,17 @@ extension SocketHandle where Self: ~Copyable {
         }
     }
 
+    /// Sends `bytes`, a slice of an array (such as a prefix, `buffer[..<count]`), as datagrams of
+    /// `segmentSize` bytes in one `sendmsg(2)` with a `UDP_SEGMENT` control message, without
+    /// copying (see `sendSegmented(_:segmentSize:to:flags:)`).
+    public func sendSegmented(
+        _ bytes: ArraySlice<UInt8>, segmentSize: UInt16, to address: SockAddr? = nil, flags: MessageFlags = []
+    ) throws(Errno) -> Int {
+        try bytes.withUnsafeBytes { buffer in
+            Result { () throws(Errno) in try sendSegmented(buffer, segmentSize: segmentSize, to: address, flags: flags) }
+        }.get()
+    }
+
     /// Receives one buffer of coalesced datagrams (with `UDP_GRO` on; one plain datagram
     /// otherwise) and the segment size from its `UDP_GRO` control message: `recvmsg(2)` with
     /// `flags`, without allocating. Other control messages are dropped; read them with

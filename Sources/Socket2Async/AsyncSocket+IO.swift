@@ -72,19 +72,21 @@ extension AsyncSocket {
     }
 
     /// Receives a message into several buffers, with its sender and control messages:
-    /// `recvmsg(2)` or `IORING_OP_RECVMSG`.
+    /// `recvmsg(2)` or `IORING_OP_RECVMSG`, with `flags` and `MSG_CMSG_CLOEXEC` (descriptors
+    /// received in `control`, `SCM_RIGHTS`, are close-on-exec and the caller's to close).
     ///
     /// - Parameters:
     ///   - buffers: filled in order (scatter).
     ///   - control: room for ancillary data (`cmsg`), if wanted.
     /// - Returns: the bytes received, the message's flags (`MSG_TRUNC`, `MSG_CTRUNC`, …), the
-    ///   length of the control data written into `control`, and the sender's address (`nil`
-    ///   when the kernel gave none, as on a connected stream).
+    ///   length of the control data written into `control`, and the sender's address (the empty
+    ///   address, which `SockAddr.isUnnamed()` reports, when the kernel named none: an unbound
+    ///   Unix socket, a connected stream; never `nil`).
     public nonisolated(nonsending) func recvMsg(
         into buffers: [UnsafeMutableRawBufferPointer], control: UnsafeMutableRawBufferPointer? = nil,
         flags: MessageFlags = []
     ) async throws -> (count: Int, flags: RecvFlags, controlLength: Int, address: SockAddr?) {
-        let raw = flags.rawValue
+        let raw = flags.union(.cmsgCloexec).rawValue
         let controlBase = control?.baseAddress, controlCount = control?.count ?? 0
         var storage = sockaddr_storage()
         var message = msghdr()
@@ -100,8 +102,8 @@ extension AsyncSocket {
             }
         }
         if let result = attempted {
-            return (result, RecvFlags(rawValue: message.msg_flags), message.msg_controllen,
-                    message.msg_namelen > 0 ? SockAddr(storage, message.msg_namelen) : nil)
+            return (result, RecvFlags(rawValue: message.msg_flags).droppingCloseOnExecEcho(), message.msg_controllen,
+                    SockAddr(storage, message.msg_namelen))
         }
         return try await wait(.recvMsg, prepare: { record in
             record.pointee.flags = raw
@@ -115,9 +117,9 @@ extension AsyncSocket {
         }, finish: { result, record in
             let count = try ResultCode.check(result)
             let message = record.pointee.message
-            let flags = RecvFlags(rawValue: Int32(bitPattern: record.pointee.resultFlags))
+            let flags = RecvFlags(rawValue: Int32(bitPattern: record.pointee.resultFlags)).droppingCloseOnExecEcho()
             return (count, flags, message.msg_controllen,
-                    message.msg_namelen > 0 ? SockAddr(record.pointee.address, message.msg_namelen) : nil)
+                    SockAddr(record.pointee.address, message.msg_namelen))
         })
     }
 }

@@ -1,5 +1,5 @@
 // An example server on Socket2Async, obeying the peer harness's contract
-// (/work/shared/bench/README.md, "Plugging in a new server"):
+// (../shared/bench/README.md, "Plugging in a new server"):
 //
 //   socket2-server [--backend epoll|io_uring|automatic] [--threads N] --mode MODE --port N
 //
