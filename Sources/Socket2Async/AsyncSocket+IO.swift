@@ -173,12 +173,6 @@ extension AsyncSocket {
         try await sendAll(string.utf8)
     }
 
-    /// Sends all of `bytes`, waiting as often as needed. The bytes are copied before the first
-    /// wait, so the span need not outlive what the kernel takes at once.
-    public nonisolated(nonsending) func sendAll(_ bytes: RawSpan) async throws {
-        try await sendAll(rest: bytes.withUnsafeBytes(sendNow(copyingRestOf:)))
-    }
-
     /// Sends all of `bytes`, waiting as often as needed: straight from their memory when they
     /// are contiguous (a slice, a string's UTF-8 view), else from an array of them.
     public nonisolated(nonsending) func sendAll(_ bytes: some Sequence<UInt8>) async throws {
