@@ -135,6 +135,9 @@ private final class SoakRun {
         let warmUpEnd = start + UInt64(max(10, duration * 0.2) * 1e9)
         printError("soak \(backend.rawValue): \(connections) connections for \(Int(duration)) s")
         for index in slots.indices { begin(index, now: start) }
+        // The client reads nothing while it opens the connections: waits count from here.
+        let opened = monotonicNanos()
+        for index in slots.indices { slots[index].sentAt = opened }
         var samples: [(time: UInt64, bytes: Int)] = []
         var nextSample = start, nextSweep = start
         var events = [UInt32](repeating: 0, count: 512)
