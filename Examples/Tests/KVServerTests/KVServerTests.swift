@@ -64,11 +64,11 @@ import Testing
 
     @Test(arguments: backends)
     func anIdleClientIsClosed(_ backend: Reactor.Backend) async throws {
-        let configuration = KVServer.Configuration(idleTimeout: .milliseconds(200))
+        let configuration = KVServer.Configuration(idleTimeout: .milliseconds(300))
         try await withKVServer(backend, configuration) { server, reactor in
             let client = try await Client(server, reactor)
             #expect(try await client.request("SET a 1") == "OK")
-            #expect(try await client.reader.readLine() == nil)  // no request for 200 ms: closed
+            #expect(try await client.reader.readLine() == nil)  // no request for 300 ms: closed
         }
     }
 
