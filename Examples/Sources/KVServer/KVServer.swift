@@ -68,15 +68,17 @@ public final class KVServer: Sendable {
         defer { connection.closeInBackground() }
         // A graceful stop must also end a connection that waits idle for its next request: its
         // read is woken by shutting down reading (the read returns the end of the stream).
+        let shutdownSignal = ShutdownSignal.current
         let shutdownWatcher = Task(executorPreference: connection.reactor) {
-            await ShutdownSignal.current?.wait()
+            guard let shutdownSignal else { return }  // served outside a `Server`
+            await shutdownSignal.wait()
             if !Task.isCancelled { try? await connection.shutdown(.read) }
         }
         defer { shutdownWatcher.cancel() }
         let reader = BufferedReader(connection)
         let writer = BufferedWriter(connection)
         do {
-            while ShutdownSignal.current?.isTriggered != true {
+            while shutdownSignal?.isTriggered != true {
                 let line: String?
                 do {
                     line = try await AsyncSocket.withTimeout(configuration.idleTimeout) {

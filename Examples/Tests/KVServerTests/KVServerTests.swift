@@ -72,6 +72,28 @@ import Testing
         }
     }
 
+    /// `serve` outside a `Server` (no shutdown signal): the connection is served as usual.
+    @Test(arguments: backends)
+    func aConnectionServedWithoutAServer(_ backend: Reactor.Backend) async throws {
+        let reactor = try Reactor(backend: backend)
+        defer { reactor.shutdown() }
+        try await withDeadline {
+            let pair = try Socket.pair(domain: .unix, type: .stream)
+            let serverSide = try AsyncSocket(pair.first, reactor: reactor)
+            let clientSide = try AsyncSocket(pair.second, reactor: reactor)
+            async let served: Void = KVServer().serve(serverSide)
+            let replies = BufferedReader(clientSide)
+            // One request at a time, so that the server's reads wait.
+            for (request, reply) in [("SET a 1", "OK"), ("GET a", "VALUE 1"), ("QUIT", "OK")] {
+                try await clientSide.sendAll(request + "\n")
+                #expect(try await replies.readLine() == reply)
+            }
+            #expect(try await replies.readLine() == nil)
+            await served
+            try await clientSide.close()
+        }
+    }
+
     /// A stop while a request is being served: the server stops accepting, closes the idle
     /// connection, answers the request in hand, and `run` returns normally.
     @Test(arguments: backends)
