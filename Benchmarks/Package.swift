@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 // The benchmarks of Socket2: a separate package, so that SwiftNIO and package-benchmark never
 // enter the library's dependency graph.
 //

@@ -8,7 +8,7 @@ import SystemPackage
 // slots allocated once and reused for every call.
 
 /// A reusable batch of datagram slots for ``SocketHandle/recvmmsg(into:count:flags:timeout:)``
-/// and ``SocketHandle/sendmmsg(_:count:flags:)``: each slot has a data buffer of ``bufferSize``
+/// and ``SocketHandle/sendmmsg(_:startingAt:count:flags:)``: each slot has a data buffer of ``bufferSize``
 /// bytes, room for an address, and ``controlCapacity`` bytes of control data.
 ///
 /// Everything the calls hand to the kernel (`struct mmsghdr`, `struct iovec`, the buffers) is
@@ -351,10 +351,10 @@ extension SocketHandle where Self: ~Copyable {
     /// ``DatagramBatch/length(at:)`` bytes to ``DatagramBatch/address(at:)`` with the control
     /// data set for it.
     ///
-    /// Returns how many datagrams were sent, which may be fewer than asked: the kernel takes at
-    /// most ``DatagramBatch/maxMessagesPerCall`` (`UIO_MAXIOV`, 1,024) per call, and stops at the first one that
-    /// fails (its error is thrown only when it is the first). Send a larger batch by calling again
-    /// from where the last call stopped:
+    /// Returns how many datagrams were sent, which may be fewer than asked: one call sends at
+    /// most ``DatagramBatch/maxMessagesPerCall`` (`UIO_MAXIOV`, 1,024), and the kernel stops at
+    /// the first one that fails (its error is thrown only when it is the first). Send a larger
+    /// batch by calling again from where the last call stopped:
     ///
     /// ```swift
     /// var sent = 0

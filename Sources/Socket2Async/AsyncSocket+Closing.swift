@@ -43,16 +43,15 @@ extension AsyncSocket {
     /// defer { connection.closeInBackground() }
     /// ```
     public func closeInBackground() {
-        guard descriptor.load(ordering: .relaxed) >= 0 else { return }
-        let reactor = self.reactor, io = self.io
+        // -1 first, and only once: no call finds the descriptor once the reactor closes it.
+        guard descriptor.exchange(-1, ordering: .relaxed) >= 0 else { return }
+        let reactor = self.reactor
         if reactor.isCurrent {
             // Cancels what is pending now, before the caller goes on.
-            descriptor.store(-1, ordering: .relaxed)
             guard reactor.beginClosing(io) else { return }
             Task(executorPreference: reactor) { await self.finishClosingInBackground(started: true) }
         } else {
             Task(executorPreference: reactor) { await self.finishClosingInBackground(started: false) }
-            descriptor.store(-1, ordering: .relaxed)
         }
     }
 
