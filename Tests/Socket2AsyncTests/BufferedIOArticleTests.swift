@@ -41,7 +41,30 @@ nonisolated(nonsending) func readSetting(_ reader: BufferedReader) async throws 
     return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
 }
 
+/// The README's buffered loop, as written there.
+func readmeBufferedLoop(_ connection: AsyncSocket) async throws {
+    let reader = BufferedReader(connection), writer = BufferedWriter(connection)
+    while let line = try await reader.readLine(maxLength: 1024) {
+        try await writer.write("you said: \(line)\n")
+        if reader.bufferedByteCount == 0 { try await writer.flush() }   // one send per burst
+    }
+}
+
 extension AsyncTests {
+    @Test(arguments: backends)
+    func readmeBufferedLoopWorks(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            let serving = Task(executorPreference: reactor) { try await readmeBufferedLoop(server) }
+            try await client.sendAll("a\nb\n")
+            try await client.shutdown(.write)
+            try await serving.value
+            let replies = BufferedReader(client)
+            #expect(try await replies.readLine() == "you said: a")
+            #expect(try await replies.readLine() == "you said: b")
+        }
+    }
+
     @Test(arguments: backends)
     func bufferedIOArticleExampleWorks(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in

@@ -202,7 +202,8 @@ extension AsyncTests {
             try await client.sendAll(large.span.bytes)
             try await client.sendAll(large[1000...])
             try await client.sendAll(large.prefix(100_000).lazy.map { $0 })
-            try await client.sendAll("ok")
+            try await client.sendAll("o")
+            try await client.sendAll([UInt8(ascii: "k")])   // an array literal: the [UInt8] form, not ambiguous
             #expect(try await reading.value == expected)
         }
     }
