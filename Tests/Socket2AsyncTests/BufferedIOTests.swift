@@ -59,6 +59,7 @@ extension AsyncTests {
                 let reader = BufferedReader(client)
                 var received: [String] = []
                 while let line = try await reader.readLine(maxLength: 200) { received.append(line) }
+                #expect(reader.bufferCapacity == 0)   // nothing held once everything is read
                 return received
             }.value
             try await sending.value
