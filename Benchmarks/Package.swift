@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 // The benchmarks of Socket2: a separate package, so that SwiftNIO and package-benchmark never
 // enter the library's dependency graph.
 //
@@ -36,6 +36,14 @@ let package = Package(
             dependencies: [
                 "BenchServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Accept throughput of ReactorGroup.serve: one shared listening socket against SO_REUSEPORT.
+        .executableTarget(
+            name: "serve-accept",
+            dependencies: [
+                .product(name: "Socket2", package: "Socket2"),
+                .product(name: "Socket2Async", package: "Socket2"),
             ]
         ),
         // package-benchmark suites (the plugin finds them in Benchmarks/<Name>/).

@@ -351,10 +351,10 @@ extension SocketHandle where Self: ~Copyable {
     /// ``DatagramBatch/length(at:)`` bytes to ``DatagramBatch/address(at:)`` with the control
     /// data set for it.
     ///
-    /// Returns how many datagrams were sent, which may be fewer than asked: the kernel takes at
-    /// most ``DatagramBatch/maxMessagesPerCall`` (`UIO_MAXIOV`, 1,024) per call, and stops at the first one that
-    /// fails (its error is thrown only when it is the first). Send a larger batch by calling again
-    /// from where the last call stopped:
+    /// Returns how many datagrams were sent, which may be fewer than asked: one call sends at
+    /// most ``DatagramBatch/maxMessagesPerCall`` (`UIO_MAXIOV`, 1,024), and the kernel stops at
+    /// the first one that fails (its error is thrown only when it is the first). Send a larger
+    /// batch by calling again from where the last call stopped:
     ///
     /// ```swift
     /// var sent = 0

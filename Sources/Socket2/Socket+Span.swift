@@ -195,7 +195,7 @@ extension SocketHandle where Self: ~Copyable {
         try appendReceived(to: &first, &second) { (iovecs) throws(Errno) in
             let received = try recvmsgWithControl(
                 iovecs, control: UnsafeMutableRawBufferPointer(start: nil, count: 0), flags: flags.rawValue)
-            let address = received.address ?? SockAddr(storage: .zeroed(), length: 0)
+            let address = received.address
             return (received.count, (received.count, received.flags, address))
         }
     }

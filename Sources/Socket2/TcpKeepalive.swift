@@ -1,3 +1,5 @@
+import SystemPackage
+
 /// The TCP keepalive parameters for ``SocketHandle/setTcpKeepalive(_:)``, built the way socket2
 /// builds them: `TcpKeepalive().withTime(.seconds(60)).withRetries(5)`.
 ///

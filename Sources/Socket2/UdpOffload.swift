@@ -8,7 +8,7 @@ import SystemPackage
 // `UDP_GRO`, Linux 5.0): many datagrams of one flow cross the stack as one buffer, which saves a
 // system call and a trip through the stack per datagram. See udp(7).
 
-/// What one coalescing receive (``SocketHandle/recvCoalesced(into:flags:)``) got: one buffer
+/// What one coalescing receive (``SocketHandle/recvCoalesced(into:flags:)-(UnsafeMutableRawBufferPointer,_)``) got: one buffer
 /// holding one or more datagrams of the same sender, all of ``segmentSize`` bytes but the last.
 public struct CoalescedDatagrams: Sendable, Hashable, CustomStringConvertible {
     /// The bytes received.
@@ -96,7 +96,9 @@ extension SocketHandle where Self: ~Copyable {
         _ bytes: ArraySlice<UInt8>, segmentSize: UInt16, to address: SockAddr? = nil, flags: MessageFlags = []
     ) throws(Errno) -> Int {
         try bytes.withUnsafeBytes { buffer in
-            Result { () throws(Errno) in try sendSegmented(buffer, segmentSize: segmentSize, to: address, flags: flags) }
+            Result { () throws(Errno) in
+                try sendSegmented(buffer, segmentSize: segmentSize, to: address, flags: flags)
+            }
         }.get()
     }
 
@@ -120,7 +122,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Receives one buffer of coalesced datagrams of up to `maxCount` bytes with `recvmsg(2)` and
     /// its `UDP_GRO` control message (see
-    /// ``recvCoalesced(into:flags:)``) and returns its bytes; split them with
+    /// ``recvCoalesced(into:flags:)-(UnsafeMutableRawBufferPointer,_)``) and returns its bytes; split them with
     /// ``CoalescedDatagrams/split(_:segmentSize:)``.
     public func recvCoalesced(
         maxCount: Int = 65_535, flags: MessageFlags = []

@@ -25,18 +25,7 @@ extension AsyncSocket {
     /// reset the connection (RFC 1122, 4.2.2.13), and a reset can destroy data the peer has not
     /// read yet.
     public nonisolated(nonsending) func close() async throws {
-        let reactor = self.reactor, io = self.io
-        do {
-            try await reactor.onReactor {
-                if io.closed { return }
-                descriptor.store(-1, ordering: .relaxed)
-                try await reactor.close(io)
-            }
-        } catch ReactorError.shutDown {
-            // The reactor is gone, and with it every pending operation.
-            let fd = descriptor.exchange(-1, ordering: .relaxed)
-            if fd >= 0 { _ = try ResultCode.check(sys_close(fd)) }
-        }
+        try await reactor.close(io, owner: descriptor)
     }
 
     /// Starts closing the socket and returns at once: the synchronous form of ``close()``, safe
@@ -54,16 +43,15 @@ extension AsyncSocket {
     /// defer { connection.closeInBackground() }
     /// ```
     public func closeInBackground() {
-        guard descriptor.load(ordering: .relaxed) >= 0 else { return }
-        let reactor = self.reactor, io = self.io
+        // -1 first, and only once: no call finds the descriptor once the reactor closes it.
+        guard descriptor.exchange(-1, ordering: .relaxed) >= 0 else { return }
+        let reactor = self.reactor
         if reactor.isCurrent {
             // Cancels what is pending now, before the caller goes on.
-            descriptor.store(-1, ordering: .relaxed)
             guard reactor.beginClosing(io) else { return }
             Task(executorPreference: reactor) { await self.finishClosingInBackground(started: true) }
         } else {
             Task(executorPreference: reactor) { await self.finishClosingInBackground(started: false) }
-            descriptor.store(-1, ordering: .relaxed)
         }
     }
 

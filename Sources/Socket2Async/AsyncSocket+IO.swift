@@ -78,6 +78,7 @@ extension AsyncSocket {
     /// - Parameters:
     ///   - buffers: filled in order (scatter).
     ///   - control: room for ancillary data (`cmsg`), if wanted.
+    ///   - flags: `MSG_*` flags for the call (`MessageFlags`).
     /// - Returns: the bytes received, the message's flags (`MSG_TRUNC`, `MSG_CTRUNC`, …), the
     ///   length of the control data written into `control`, and the sender's address (the empty
     ///   address, which `SockAddr.isUnnamed()` reports, when the kernel named none: an unbound

@@ -6,6 +6,21 @@ import Socket2
 // and the call returns only once the kernel is done with it, as the raw forms do. Each form
 // takes the span's pointer for that duration and delegates to its raw form: no allocation.
 
+/// Runs `receive` over the free capacity of `span`, across its suspension (the caller's exclusive
+/// access to the span lasts for the whole call), then counts the bytes it wrote as initialized:
+/// `receive` returns the call's byte count, which with `MSG_TRUNC` may exceed the room.
+nonisolated(nonsending) func appendReceived<R>(
+    to span: inout OutputRawSpan,
+    _ receive: nonisolated(nonsending) (UnsafeMutableRawBufferPointer) async throws -> (count: Int, result: R)
+) async throws -> R {
+    let free = span.withUnsafeMutableBytes { bytes, initialized in
+        UnsafeMutableRawBufferPointer(rebasing: bytes[initialized...])
+    }
+    let (count, result) = try await receive(free)
+    span.withUnsafeMutableBytes { _, initialized in initialized += min(max(count, 0), free.count) }
+    return result
+}
+
 // MARK: - Receiving
 
 extension AsyncSocket {
@@ -15,12 +30,10 @@ extension AsyncSocket {
     ///
     /// The safe form of ``recv(into:flags:)-(UnsafeMutableRawBufferPointer,_)``.
     public nonisolated(nonsending) func recv(into buffer: inout OutputRawSpan, flags: MessageFlags = []) async throws -> Int {
-        let free = buffer.withUnsafeMutableBytes { bytes, initialized in
-            UnsafeMutableRawBufferPointer(rebasing: bytes[initialized...])
+        try await appendReceived(to: &buffer) { free in
+            let count = try await recv(into: free, flags: flags)
+            return (count, count)
         }
-        let count = try await recv(into: free, flags: flags)
-        buffer.withUnsafeMutableBytes { _, initialized in initialized += min(max(count, 0), free.count) }
-        return count
     }
 
     /// Receives into the front of `buffer`, overwriting it: `recv(2)` or `IORING_OP_RECV`.
@@ -35,12 +48,10 @@ extension AsyncSocket {
     public nonisolated(nonsending) func recvFrom(
         into buffer: inout OutputRawSpan, flags: MessageFlags = []
     ) async throws -> (count: Int, address: SockAddr) {
-        let free = buffer.withUnsafeMutableBytes { bytes, initialized in
-            UnsafeMutableRawBufferPointer(rebasing: bytes[initialized...])
+        try await appendReceived(to: &buffer) { free in
+            let result = try await recvFrom(into: free, flags: flags)
+            return (result.count, result)
         }
-        let result = try await recvFrom(into: free, flags: flags)
-        buffer.withUnsafeMutableBytes { _, initialized in initialized += min(max(result.count, 0), free.count) }
-        return result
     }
 
     /// Receives a datagram into the front of `buffer`, and its sender: `recvfrom(2)` or
@@ -50,6 +61,26 @@ extension AsyncSocket {
     ) async throws -> (count: Int, address: SockAddr) {
         let bytes = buffer.withUnsafeMutableBytes { $0 }
         return try await recvFrom(into: bytes, flags: flags)
+    }
+
+    /// Receives one buffer of coalesced datagrams after the initialized bytes of `buffer`, and
+    /// its `UDP_GRO` segment size: `recvmsg(2)` when the socket is readable, without allocating.
+    public nonisolated(nonsending) func recvCoalesced(
+        into buffer: inout OutputRawSpan, flags: MessageFlags = []
+    ) async throws -> CoalescedDatagrams {
+        try await appendReceived(to: &buffer) { free in
+            let datagrams = try await recvCoalesced(into: free, flags: flags)
+            return (datagrams.count, datagrams)
+        }
+    }
+
+    /// Receives one buffer of coalesced datagrams into the front of `buffer`, and its `UDP_GRO`
+    /// segment size: `recvmsg(2)` when the socket is readable, without allocating.
+    public nonisolated(nonsending) func recvCoalesced(
+        into buffer: inout MutableRawSpan, flags: MessageFlags = []
+    ) async throws -> CoalescedDatagrams {
+        let bytes = buffer.withUnsafeMutableBytes { $0 }
+        return try await recvCoalesced(into: bytes, flags: flags)
     }
 }
 
@@ -73,5 +104,21 @@ extension AsyncSocket {
     /// `IORING_OP_SENDMSG`.
     public nonisolated(nonsending) func sendTo(_ buffer: RawSpan, to address: SockAddr) async throws -> Int {
         try await sendTo(buffer.withUnsafeBytes { $0 }, to: address)
+    }
+
+    /// Sends the bytes of `buffer` as datagrams of `segmentSize` bytes each in one call:
+    /// `sendmsg(2)` or `IORING_OP_SENDMSG` with a `UDP_SEGMENT` control message.
+    public nonisolated(nonsending) func sendSegmented(
+        _ buffer: RawSpan, segmentSize: UInt16, to address: SockAddr? = nil, flags: MessageFlags = []
+    ) async throws -> Int {
+        try await sendSegmented(buffer.withUnsafeBytes { $0 }, segmentSize: segmentSize, to: address, flags: flags)
+    }
+}
+
+extension ReceivedDatagramBatch {
+    /// Runs `body` over the bytes of datagram `index`, in place: the safe form of
+    /// ``withUnsafeBytes(at:_:)``.
+    public func withRawSpan<R, E: Error>(at index: Int, _ body: (RawSpan) throws(E) -> R) throws(E) -> R {
+        try withUnsafeBytes(at: index) { (bytes) throws(E) in try body(RawSpan(_unsafeBytes: bytes)) }
     }
 }

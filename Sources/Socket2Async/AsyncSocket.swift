@@ -60,6 +60,14 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
         descriptor = Atomic(fd)
     }
 
+    /// This socket — just accepted, with no operation yet — on `reactor`: a new object that
+    /// takes the descriptor over (this one is left closed).
+    func handedOver(to reactor: Reactor) -> AsyncSocket {
+        if reactor === self.reactor { return self }
+        let fd = descriptor.exchange(-1, ordering: .relaxed)
+        return AsyncSocket(accepted: fd, isStream: io.isStream, reactor: reactor)
+    }
+
     deinit {
         let fd = descriptor.load(ordering: .relaxed)
         if fd >= 0 { _ = sys_close(fd) }

@@ -590,6 +590,22 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         _ = try ResultCode.check(result)
     }
 
+    /// Closes `io` for the object that owns it (an `AsyncSocket` or `AsyncDescriptor`), whose
+    /// `descriptor` says -1 from then on: on the reactor thread, or at once when the reactor is
+    /// gone (and with it every pending operation).
+    nonisolated(nonsending) func close(_ io: IOState, owner descriptor: borrowing Atomic<CInt>) async throws {
+        do {
+            try await onReactor {
+                if io.closed { return }
+                descriptor.store(-1, ordering: .relaxed)
+                try await close(io)
+            }
+        } catch ReactorError.shutDown {
+            let fd = descriptor.exchange(-1, ordering: .relaxed)
+            if fd >= 0 { _ = try ResultCode.check(sys_close(fd)) }
+        }
+    }
+
     /// The socket of `io` is gone without `close` (its owner was deinitialised): forget it.
     func release(_ io: IOState) {
         if isCurrent {

@@ -174,10 +174,35 @@ final class URingBackend: ReactorBackend {
         case .multishot:
             let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
             stream.prepare(entry)
+        case .readable:
+            io_uring_prep_poll_add(entry, fd, UInt32(POLLIN))
+        case .writable:
+            io_uring_prep_poll_add(entry, fd, UInt32(POLLOUT))
         case .streamWait, .wakeRead:
             io_uring_prep_nop(entry)
         }
+        if !record.pointee.kind.waitsForInput { pollFirstWhenFull(entry, record) }
         io_uring_sqe_set_data64(entry, record.pointee.id)
+    }
+
+    /// A send submitted after the socket said it is full (`EAGAIN` or a short write, which
+    /// cleared `writeReady`) waits for writability before the kernel tries it
+    /// (`IORING_RECVSEND_POLL_FIRST`), as epoll waits for an `EPOLLOUT` edge. Without it the
+    /// kernel tries at once, and a little room freed since — less than the third of the send
+    /// buffer that makes the socket writable — lets the send through where epoll waits: a send
+    /// under a deadline to a peer that stopped reading then went out on io_uring and timed out
+    /// on epoll. (It also spares an attempt that would most likely fail.)
+    @inline(__always)
+    private func pollFirstWhenFull(_ entry: UnsafeMutablePointer<io_uring_sqe>, _ record: UnsafeMutablePointer<OpRecord>) {
+        switch record.pointee.kind {
+        case .send, .sendTo, .sendMsg:
+            guard supportsMultishot,  // IORING_RECVSEND_POLL_FIRST came with 5.19, before it
+                  record.pointee.io?._withUnsafeGuaranteedRef({ $0.writeReady }) == false
+            else { return }
+            entry.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST)
+        default:
+            return
+        }
     }
 
     /// `msghdr` over the record's single buffer and address storage (recvfrom/sendto).

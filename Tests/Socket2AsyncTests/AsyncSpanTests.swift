@@ -79,5 +79,38 @@ struct AsyncSpanTests {
             #expect(storage.prefix(5) == Array("again".utf8)[...])
         }
     }
+
+    @Test(arguments: backends)
+    func offloadAndBatchSpans(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (receiver, receiverAddress) = try udpSocket(reactor)
+            let (sender, senderAddress) = try udpSocket(reactor)
+            let payload = pattern(2500)
+            // Without UDP_GRO on the receiver each segment arrives as its own datagram.
+            let sent = try await sender.sendSegmented(payload.span.bytes, segmentSize: 1000, to: receiverAddress)
+            #expect(sent == 2500)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4000, alignment: 1)
+            defer { buffer.deallocate() }
+            var span = OutputRawSpan(buffer: buffer, initializedCount: 0)
+            let first = try await receiver.recvCoalesced(into: &span)
+            let initialized = span.finalize(for: buffer)
+            #expect(first.count == 1000 && initialized == 1000 && first.address == senderAddress)
+            #expect(Array(buffer[..<1000]) == Array(payload[..<1000]))
+            var storage = [UInt8](repeating: 0, count: 4000)
+            var mutable = storage.mutableSpan
+            var raw = mutable.mutableBytes
+            let second = try await receiver.recvCoalesced(into: &raw)
+            #expect(second.count == 1000 && storage[..<1000] == payload[1000..<2000])
+
+            let batches = try receiver.datagramBatches(count: 4, maxSize: 2048)
+            for try await batch in batches {
+                let bytes = batch.withRawSpan(at: 0) { (span: RawSpan) in
+                    (0..<span.byteCount).map { span.unsafeLoad(fromByteOffset: $0, as: UInt8.self) }
+                }
+                #expect(bytes == Array(payload[2000...]))
+                break
+            }
+        }
+    }
 }
 }

@@ -146,6 +146,33 @@ struct ClosingTests {
         }
     }
 
+    @Test("The snippets of the ConnectingAndClosing article", arguments: backends)
+    func articleSnippets(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (listener, address) = try tcpListener(reactor)
+            let port = port(of: address)
+            let addresses = try await AsyncSocket.resolve(host: "localhost", service: "\(port)", type: .stream)
+            #expect(addresses.map(\.address) == [address])
+            let connection = try await AsyncSocket.connect(host: "localhost", port: port, reactor: reactor, timeout: .seconds(5))
+            let resolver = NameResolver.fixed([SockAddr(SocketAddrV6(.localhost, port)),
+                                               SockAddr(SocketAddrV4(.localhost, port))])
+            let second = try await AsyncSocket.connect(host: "db", port: port, reactor: reactor, resolver: resolver)
+
+            func handle(_ connection: AsyncSocket) async throws {
+                defer { connection.closeInBackground() }   // whatever happens below
+                // ...
+                try await connection.sendAll(Array("ERR line too long\n".utf8))
+                try await connection.closeLingering(timeout: .seconds(2))
+            }
+            let (accepted, _) = try await listener.accept()
+            async let handled: Void = handle(accepted)
+            #expect(await readToEnd(connection).bytes == Self.finalReply)
+            try await connection.close()
+            try await handled
+            for socket in [second, listener] { try await socket.close() }
+        }
+    }
+
     @Test("closeInBackground on a stopped reactor closes the descriptor at once")
     func closeInBackgroundAfterShutdown() async throws {
         let reactor = try Reactor(backend: .epoll)

@@ -17,8 +17,8 @@ func tcpListener(_ reactor: Reactor, on address: SockAddr, backlog: CInt = 128) 
     return listener
 }
 
-/// A signal from a blocking call to the test: an `AsyncStream` the call yields to.
-struct Signal: Sendable {
+/// An event from a blocking call to the test: an `AsyncStream` the call yields to.
+struct TestEvent: Sendable {
     let stream: AsyncStream<Void>
     let continuation: AsyncStream<Void>.Continuation
     init() { (stream, continuation) = AsyncStream.makeStream() }
@@ -43,7 +43,7 @@ struct NameTests {
     @Test("A blocking call waits on a helper thread: the reactor goes on, a cancellation returns at once", arguments: backends)
     func blockingCallOffTheReactor(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
-            let release = Latch(), started = Signal()
+            let release = Latch(), started = TestEvent()
             let call = Task(executorPreference: reactor) {
                 try await BlockingCalls.shared.run { () -> Bool in
                     started.post()
@@ -60,7 +60,7 @@ struct NameTests {
             #expect(try await call.value == false)  // not on the reactor thread
 
             // Cancelled while the call blocks: the caller returns at once.
-            let release2 = Latch(), started2 = Signal()
+            let release2 = Latch(), started2 = TestEvent()
             let cancelled = Task(executorPreference: reactor) {
                 try await BlockingCalls.shared.run { started2.post(); release2.wait() }
             }
@@ -201,7 +201,7 @@ struct NameTests {
                 #expect(error.description.contains("bad"))
             }
             // Cancelled while the resolver blocks: returns at once.
-            let release = Latch(), started = Signal()
+            let release = Latch(), started = TestEvent()
             let resolver = NameResolver { _, _ in
                 try await BlockingCalls.shared.run { started.post(); release.wait(); return [] }
             }

@@ -9,6 +9,14 @@ import Socket2
 import SystemPackage
 import Testing
 
+extension BeyondLoopback {
+    /// A loopback UDP address of `domain` where nothing listens: a port bound, then released.
+    static func closedUdpPort(_ domain: Domain) throws -> SockAddr {
+        let placeholder = try udp(domain)
+        return try placeholder.localAddr()
+    }
+}
+
 @Suite struct SendmmsgPastTheCapTests {
     /// The 2-byte payload of slot `index`: its index.
     private func payload(_ index: Int) -> [UInt8] { [UInt8(index >> 8), UInt8(index & 0xFF)] }
@@ -253,6 +261,23 @@ private func takeRights(_ messages: [ReceivedControlMessage]) -> [CInt] {
         for descriptor in takeRights(message.control) { close(descriptor) }
     }
 
+    /// An ICMP error from the error queue, with its IPv4 or IPv6 offender, fits `.extendedError`.
+    @Test(arguments: [Domain.ipv4, .ipv6])
+    func extendedErrorFits(_ domain: Domain) throws {
+        let closedPort = try BeyondLoopback.closedUdpPort(domain)
+        let sender = try BeyondLoopback.udp(domain)
+        if domain == .ipv6 { try sender.setRecvErrV6(true) } else { try sender.setRecvErrV4(true) }
+        _ = try sender.sendTo([1], to: closedPort)
+        #expect(BeyondLoopback.poll(sender.rawDescriptor, 0) & Int16(POLLERR) != 0)
+        var control = ControlMessageBuffer(receiving: [.extendedError])
+        var payload = [UInt8](repeating: 0, count: 4)
+        let message = try payload.withUnsafeMutableBytes { try sender.recvErrorQueue(into: $0, control: &control) }
+        #expect(!message.flags.isControlTruncated(), "\(message)")
+        guard message.control.count == 1, case .extendedError(let error) = message.control[0]
+        else { Issue.record("\(message)"); return }
+        #expect(error.offender != nil)
+    }
+
     /// The sizes are the kernel's `CMSG_SPACE` of each payload.
     @Test func kindsHaveTheKernelsSizes() {
         #expect(ReceivedControlMessage.Kind.packetInfoV4.space == 32)
@@ -285,13 +310,16 @@ private func takeRights(_ messages: [ReceivedControlMessage]) -> [CInt] {
     }
 
     @Test func controlMessagesPrintLevelAndTypeNames() {
-        let malformed = MalformedControlMessage(problem: .wrongPayloadSize, level: SOL_SOCKET, type: CInt(SCM_RIGHTS), data: [1, 2])
-        #expect("\(malformed)" == "MalformedControlMessage(wrongPayloadSize, level: SOL_SOCKET, type: SCM_RIGHTS, 2 bytes)")
+        let malformed = MalformedControlMessage(
+            problem: .wrongPayloadSize, level: SOL_SOCKET, type: CInt(SCM_RIGHTS), data: [1, 2])
+        #expect("\(malformed)"
+            == "MalformedControlMessage(wrongPayloadSize, level: SOL_SOCKET, type: SCM_RIGHTS, 2 bytes)")
         let ip = ReceivedControlMessage.unknown(level: CInt(IPPROTO_IP), type: IP_ORIGDSTADDR, data: [])
         #expect("\(ip)" == "unknown(level: IPPROTO_IP, type: IP_ORIGDSTADDR, data: [])")
         let unknown = ReceivedControlMessage.unknown(level: 999, type: 5, data: [9])
         #expect("\(unknown)" == "unknown(level: 999, type: 5, data: [9])")
-        let unknownType = MalformedControlMessage(problem: .invalidValue, level: CInt(IPPROTO_IPV6), type: 1234, data: [])
+        let unknownType = MalformedControlMessage(
+            problem: .invalidValue, level: CInt(IPPROTO_IPV6), type: 1234, data: [])
         #expect("\(unknownType)" == "MalformedControlMessage(invalidValue, level: IPPROTO_IPV6, type: 1234, 0 bytes)")
     }
 
@@ -312,7 +340,8 @@ private func takeRights(_ messages: [ReceivedControlMessage]) -> [CInt] {
 
     @Test func unknownNamesAndIndexesAreErrors() {
         #expect(throws: Errno.operationNotSupportedByDevice) { try NetworkInterface.index(ofName: "no-such-if0") }
-        #expect(throws: Errno.operationNotSupportedByDevice) { try NetworkInterface.index(ofName: String(repeating: "x", count: 40)) }
+        let tooLong = String(repeating: "x", count: 40)
+        #expect(throws: Errno.operationNotSupportedByDevice) { try NetworkInterface.index(ofName: tooLong) }
         #expect(throws: Errno.invalidArgument) { try NetworkInterface.index(ofName: "") }
         #expect(throws: Errno.invalidArgument) { try NetworkInterface.index(ofName: "lo\0x") }
         #expect(throws: Errno.noSuchAddressOrDevice) { try NetworkInterface.name(ofIndex: UInt32(Int32.max)) }
@@ -357,7 +386,8 @@ private func takeRights(_ messages: [ReceivedControlMessage]) -> [CInt] {
     /// In range, the fraction of a second is dropped as socket2 does.
     @Test func inRangeValuesAreSetInWholeSeconds() throws {
         let socket = try Socket(domain: .ipv4, type: .stream)
-        try socket.setTcpKeepalive(TcpKeepalive().withTime(.milliseconds(1_500)).withInterval(.seconds(32_767)).withRetries(127))
+        try socket.setTcpKeepalive(
+            TcpKeepalive().withTime(.milliseconds(1_500)).withInterval(.seconds(32_767)).withRetries(127))
         #expect(try socket.keepalive())
         #expect(try socket.tcpKeepaliveTime() == .seconds(1))
         #expect(try socket.tcpKeepaliveInterval() == .seconds(32_767))

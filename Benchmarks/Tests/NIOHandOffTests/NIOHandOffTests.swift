@@ -105,12 +105,12 @@ struct NIOHandOffTests {
             .withConnectedSocket(socket.intoRawDescriptor())
             .wait()
         // end snippet
-        let peer = try listener.accept().socket
-        try bounded(peer)
-        #expect(try peer.send(Array("hello".utf8)) == 5)
-        #expect(try peer.recv(maxCount: 16) == Array("hello".utf8))
+        let accepted = try listener.accept()
+        try bounded(accepted.socket)
+        #expect(try accepted.socket.send(Array("hello".utf8)) == 5)
+        #expect(try accepted.socket.recv(maxCount: 16) == Array("hello".utf8))
         try channel.close().wait()
-        #expect(try peer.recv(maxCount: 16) == [])  // NIO's close reached the peer
+        #expect(try accepted.socket.recv(maxCount: 16) == [])  // NIO's close reached the peer
     }
 
     @Test func datagramSocketServedByNIO() throws {
@@ -173,7 +173,7 @@ struct NIOHandOffTests {
         _ = try pair.first.send(Array("into NIO".utf8))
         // snippet: bytebuffer
         var buffer = ByteBufferAllocator().buffer(capacity: 0)
-        try buffer.writeWithOutputRawSpan(minimumWritableBytes: 4096) { (span) throws(Errno) in
+        try buffer.writeWithOutputRawSpan(minimumWritableBytes: 4096) { span in
             _ = try pair.second.recv(into: &span)
         }
         _ = try pair.first.send(buffer.readableBytesSpan)

@@ -1,0 +1,396 @@
+import Socket2
+import Socket2Async
+
+/// The limits of a server.
+public struct Configuration: Sendable {
+    /// The largest bulk argument (Redis's `proto-max-bulk-len`, 512 MiB there).
+    public var maxBulk = 64 << 20
+    /// The most a connection may buffer of one request, its arguments' bookkeeping included
+    /// (Redis's `client-query-buffer-limit`, 1 GiB there): a client past it is closed.
+    public var maxRequest: Int { 2 * maxBulk + (1 << 20) }
+    /// Undelivered pub/sub messages a subscriber may have before it is closed (Redis's
+    /// `client-output-buffer-limit pubsub`, 32 MiB).
+    public var maxPending = 32 << 20
+    /// How often each shard removes expired keys.
+    public var sweepInterval: Duration = .milliseconds(100)
+
+    public init() {}
+}
+
+/// One client connection: its socket, buffers, parser and subscriptions. Used by its shard only
+/// (on its reactor's thread).
+final class Connection {
+    let socket: AsyncSocket
+    /// What `HELLO` reports.
+    let id: Int
+    let input = ByteBuffer()
+    let output = ByteBuffer()
+    var parser: RequestParser
+    /// How much the next receive asks for: small while the client sends little, so that an
+    /// idle connection holds little; doubled each time a receive fills it.
+    var readSize = Connection.minReadSize
+    var subscriptions: Set<Key> = []
+    /// Pub/sub messages not yet written, while a write is under way.
+    var pending: [UInt8] = []
+    var writing = false
+    var closing = false
+
+    static let minReadSize = 512
+    static let maxReadSize = 64 << 10
+
+    init(socket: AsyncSocket, id: Int, maxBulk: Int) {
+        self.socket = socket
+        self.id = id
+        self.parser = RequestParser(maxBulk: maxBulk)
+    }
+}
+
+/// A reference that crosses to another shard while its owner waits for the call to return.
+struct Lent<T>: @unchecked Sendable {
+    let value: T
+}
+
+/// One shard of the key space, and the connections of one reactor: an actor whose executor is
+/// its reactor, so that its connections run the commands on keys it owns without a lock or a
+/// thread hop, and a command on another shard's keys is one `await` on that shard.
+///
+/// Keys are spread over the shards by a hash of their bytes. Pub/sub channels are not sharded:
+/// each shard knows its own connections' subscriptions, and `PUBLISH` visits every shard.
+public actor Shard {
+    public let reactor: Reactor
+    public let index: Int
+    let configuration: Configuration
+    var store = Store()
+    private var peers: [Shard] = []
+    private var channels: [Key: [Connection]] = [:]
+    private var connectionCount = 0
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { reactor.asUnownedSerialExecutor() }
+
+    public init(reactor: Reactor, index: Int, configuration: Configuration) {
+        self.reactor = reactor
+        self.index = index
+        self.configuration = configuration
+    }
+
+    /// Tells the shard about all shards (itself included), by index.
+    func join(_ shards: [Shard]) { peers = shards }
+
+    /// The index of the shard that owns `key` (FNV-1a of its bytes).
+    @inline(__always)
+    private func owner(_ key: UnsafeRawBufferPointer) -> Int {
+        if peers.count == 1 { return 0 }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int(hash % UInt64(peers.count))
+    }
+
+    // MARK: Expiry
+
+    /// Removes expired keys every `sweepInterval` until cancelled (on the reactor's thread: a
+    /// sleep that resumes on this actor's executor).
+    func sweepExpiredKeys() async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: configuration.sweepInterval) } catch { return }
+            while store.sweep(now: monotonicMilliseconds()).more {
+                await Task.yield()  // a large backlog of expired keys does not stall clients
+            }
+        }
+    }
+
+    // MARK: Serving a connection
+
+    /// Serves `socket` until the client leaves, sends `QUIT` or malformed input, or the task is
+    /// cancelled; then closes it.
+    public func serve(_ socket: AsyncSocket) async {
+        connectionCount += 1
+        let connection = Connection(
+            socket: socket, id: connectionCount * peers.count + index, maxBulk: configuration.maxBulk)
+        do {
+            while !connection.closing {
+                let input = connection.input
+                input.reserve(connection.readSize)
+                let space = input.writable
+                let received = try await socket.recv(into: space)
+                if received == 0 { break }
+                input.didWrite(received)
+                if received == space.count && connection.readSize < Connection.maxReadSize {
+                    connection.readSize *= 2
+                }
+                let keepOpen = await runRequests(connection)
+                if !connection.output.isEmpty { try await flush(connection) }
+                if !keepOpen { break }
+                if input.isEmpty && input.capacity > Connection.maxReadSize {
+                    input.shrink(to: connection.readSize)
+                }
+            }
+        } catch {
+            // The client left (a reset) or the reactor stopped: nothing to answer.
+        }
+        forget(connection)
+        try? await socket.close()
+    }
+
+    /// Runs every complete request in the connection's input, appending the replies to its
+    /// output; false when the connection must close.
+    private func runRequests(_ connection: Connection) async -> Bool {
+        let input = connection.input
+        let output = connection.output
+        while !input.isEmpty {
+            switch connection.parser.parse(input.readable) {
+            case .incomplete(let needed):
+                let bookkeeping = connection.parser.arguments.count * MemoryLayout<RequestParser.Argument>.stride
+                if needed + bookkeeping > configuration.maxRequest { return false }  // as Redis: closed, no reply
+                input.reserve(needed - input.count)
+                return true
+            case .empty(let length):
+                input.consume(length)
+            case .error(let error):
+                output.appendProtocolError(error)
+                return false
+            case .request(let length):
+                let keepOpen = await run(
+                    Request(base: input.readable.baseAddress!, arguments: connection.parser.arguments), connection)
+                input.consume(length)
+                if !keepOpen { return false }
+                if output.count >= Connection.maxReadSize {
+                    do { try await flush(connection) } catch { return false }
+                }
+            }
+        }
+        return true
+    }
+
+    /// Runs one request; false when the connection must close (`QUIT`).
+    private func run(_ request: Request, _ connection: Connection) async -> Bool {
+        let out = connection.output
+        guard let command = Command(request[0]) else {
+            out.appendUnknownCommand(request)
+            return true
+        }
+        guard command.accepts(request.count) else {
+            out.appendArityError(command.name.description)
+            return true
+        }
+        if !connection.subscriptions.isEmpty && !command.allowedWhileSubscribed {
+            out.appendError(
+                "Can't execute '\(command.name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+            return true
+        }
+        switch command {
+        case .get, .set, .incr, .decr, .expire, .ttl:
+            let shard = owner(request[1])
+            if shard == index {
+                store.run(command, request, into: out, now: monotonicMilliseconds())
+            } else {
+                await peers[shard].run(command, Lent(value: request), into: Lent(value: out))
+            }
+        case .del, .exists, .mget, .mset:
+            await runOnKeys(command, request, into: out)
+        case .ping:
+            guard request.count <= 2 else {
+                out.appendArityError("ping")
+                return true
+            }
+            if connection.subscriptions.isEmpty {
+                if request.count == 1 { out.append("+PONG\r\n") } else { out.appendBulk(request[1]) }
+            } else {
+                out.append("*2\r\n$4\r\npong\r\n")
+                if request.count == 1 { out.append("$0\r\n\r\n") } else { out.appendBulk(request[1]) }
+            }
+        case .echo:
+            out.appendBulk(request[1])
+        case .quit:
+            out.appendOK()
+            return false
+        case .publish:
+            let receivers = await publish(request[1], request[2])
+            out.appendInteger(receivers)
+        case .subscribe:
+            subscribe(connection, request)
+        case .unsubscribe:
+            unsubscribe(connection, request)
+        case .config:
+            Introspection.config(request, into: out)
+        case .command:
+            Introspection.command(request, into: out)
+        case .hello:
+            Introspection.hello(request, connectionID: connection.id, into: out)
+        }
+        return true
+    }
+
+    /// Runs a command on keys this shard owns (called by another shard).
+    func run(_ command: Command, _ request: Lent<Request>, into out: Lent<ByteBuffer>) {
+        store.run(command, request.value, into: out.value, now: monotonicMilliseconds())
+    }
+
+    /// One key of a multi-key command (called by another shard).
+    func run(_ command: Command, key: Int, of request: Lent<Request>, into out: Lent<ByteBuffer>) -> Int64 {
+        store.run(command, key: key, of: request.value, into: out.value, now: monotonicMilliseconds())
+    }
+
+    /// `DEL`, `EXISTS`, `MGET`, `MSET`: at once on the shard that owns all the keys; else key by
+    /// key on their shards, in order (atomic per key, not as a whole).
+    private func runOnKeys(_ command: Command, _ request: Request, into out: ByteBuffer) async {
+        if command == .mset && request.count % 2 == 0 {
+            out.appendArityError("mset")
+            return
+        }
+        let step = command == .mset ? 2 : 1
+        let first = owner(request[1])
+        var single = true
+        for i in stride(from: 1 + step, to: request.count, by: step) where owner(request[i]) != first {
+            single = false
+            break
+        }
+        if single {
+            if first == index {
+                store.run(command, request, into: out, now: monotonicMilliseconds())
+            } else {
+                await peers[first].run(command, Lent(value: request), into: Lent(value: out))
+            }
+            return
+        }
+        if command == .mget { out.appendArrayHeader(request.count - 1) }
+        let perKey: Command = command == .mget ? .get : command == .mset ? .set : command
+        var total: Int64 = 0
+        for i in stride(from: 1, to: request.count, by: step) {
+            let shard = owner(request[i])
+            if shard == index {
+                total += store.run(perKey, key: i, of: request, into: out, now: monotonicMilliseconds())
+            } else {
+                total += await peers[shard].run(perKey, key: i, of: Lent(value: request), into: Lent(value: out))
+            }
+        }
+        switch command {
+        case .mset: out.appendOK()
+        case .del, .exists: out.appendInteger(total)
+        default: break
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes the connection's output, then any pub/sub messages that came meanwhile. While a
+    /// delivery task writes, the output joins its queue instead, so that writes never overlap.
+    private func flush(_ connection: Connection) async throws {
+        let output = connection.output
+        if connection.writing {
+            connection.pending.append(contentsOf: UnsafeRawBufferPointer(output.readable))
+            output.clear()
+            return
+        }
+        connection.writing = true
+        defer { connection.writing = false }
+        try await connection.socket.sendAll(UnsafeRawBufferPointer(output.readable))
+        output.clear()
+        if output.capacity > Connection.maxReadSize { output.shrink(to: Connection.maxReadSize) }
+        try await writePending(connection)
+    }
+
+    private func writePending(_ connection: Connection) async throws {
+        while !connection.pending.isEmpty {
+            let bytes = connection.pending
+            connection.pending = []
+            try await connection.socket.sendAll(bytes)
+        }
+    }
+
+    // MARK: Pub/sub
+
+    private func subscribe(_ connection: Connection, _ request: Request) {
+        let out = connection.output
+        for i in 1..<request.count {
+            let channel = Key(copying: request[i])
+            if connection.subscriptions.insert(channel).inserted {
+                channels[channel, default: []].append(connection)
+            }
+            out.append("*3\r\n$9\r\nsubscribe\r\n")
+            out.appendBulk(request[i])
+            out.appendInteger(Int64(connection.subscriptions.count))
+        }
+    }
+
+    private func unsubscribe(_ connection: Connection, _ request: Request) {
+        let out = connection.output
+        let names: [Key] = request.count > 1
+            ? (1..<request.count).map { Key(copying: request[$0]) }
+            : Array(connection.subscriptions)
+        if names.isEmpty {
+            out.append("*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n")
+            return
+        }
+        for channel in names {
+            if connection.subscriptions.remove(channel) != nil { removeSubscriber(connection, from: channel) }
+            out.append("*3\r\n$11\r\nunsubscribe\r\n")
+            out.appendBulk(channel.bytes)
+            out.appendInteger(Int64(connection.subscriptions.count))
+        }
+    }
+
+    private func removeSubscriber(_ connection: Connection, from channel: Key) {
+        guard var subscribers = channels.removeValue(forKey: channel) else { return }
+        subscribers.removeAll { $0 === connection }
+        if !subscribers.isEmpty { channels[channel] = subscribers }
+    }
+
+    /// A connection that ends leaves its channels.
+    private func forget(_ connection: Connection) {
+        connection.closing = true
+        for channel in connection.subscriptions { removeSubscriber(connection, from: channel) }
+        connection.subscriptions = []
+        connection.pending = []
+    }
+
+    /// Delivers `message` on `channel` to the subscribers of every shard; returns how many got it.
+    private func publish(_ channel: UnsafeRawBufferPointer, _ message: UnsafeRawBufferPointer) async -> Int64 {
+        let frame = Self.messageFrame(channel, message)
+        var receivers = deliver(frame, on: Key(borrowing: channel))
+        if peers.count > 1 {
+            let name = Array(channel)
+            for peer in peers where peer !== self {
+                receivers += await peer.deliver(frame, on: name)
+            }
+        }
+        return receivers
+    }
+
+    /// Delivers a message frame to this shard's subscribers of `channel` (called by the shard
+    /// whose client published it).
+    func deliver(_ frame: [UInt8], on channel: [UInt8]) -> Int64 {
+        deliver(frame, on: Key(channel))
+    }
+
+    private func deliver(_ frame: [UInt8], on channel: Key) -> Int64 {
+        guard let subscribers = channels[channel] else { return 0 }
+        for connection in subscribers where !connection.closing {
+            connection.pending += frame
+            if connection.pending.count > configuration.maxPending {
+                // A subscriber that does not read: closed, as Redis closes it.
+                connection.closing = true
+                connection.pending = []
+                let socket = connection.socket
+                Task { try? await socket.shutdown(.both) }
+                continue
+            }
+            if !connection.writing {
+                connection.writing = true
+                Task {
+                    defer { connection.writing = false }
+                    try? await self.writePending(connection)
+                }
+            }
+        }
+        return Int64(subscribers.count)
+    }
+
+    /// `*3\r\n$7\r\nmessage\r\n$<n>\r\n<channel>\r\n$<n>\r\n<message>\r\n`.
+    private static func messageFrame(_ channel: UnsafeRawBufferPointer, _ message: UnsafeRawBufferPointer) -> [UInt8] {
+        let buffer = ByteBuffer(capacity: channel.count + message.count + 48)
+        buffer.append("*3\r\n$7\r\nmessage\r\n")
+        buffer.appendBulk(channel)
+        buffer.appendBulk(message)
+        return Array(UnsafeRawBufferPointer(buffer.readable))
+    }
+}
