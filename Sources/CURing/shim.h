@@ -32,6 +32,11 @@ static inline void socket2async_sqe_set_buf_group(struct io_uring_sqe *sqe, unsi
     sqe->buf_group = group;
 }
 
+/// The submission ring's flags the kernel sets (IORING_SQ_TASKRUN, IORING_SQ_CQ_OVERFLOW).
+static inline unsigned socket2async_sq_flags(const struct io_uring *ring) {
+    return IO_URING_READ_ONCE(*ring->sq.kflags);
+}
+
 /// pthread_setname_np(3), declared only under _GNU_SOURCE.
 static inline int socket2async_set_thread_name(pthread_t thread, const char *name) {
     return pthread_setname_np(thread, name);

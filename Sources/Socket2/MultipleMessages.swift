@@ -8,7 +8,7 @@ import SystemPackage
 // slots allocated once and reused for every call.
 
 /// A reusable batch of datagram slots for ``SocketHandle/recvmmsg(into:count:flags:timeout:)``
-/// and ``SocketHandle/sendmmsg(_:count:flags:)``: each slot has a data buffer of ``bufferSize``
+/// and ``SocketHandle/sendmmsg(_:startingAt:count:flags:)``: each slot has a data buffer of ``bufferSize``
 /// bytes, room for an address, and ``controlCapacity`` bytes of control data.
 ///
 /// Everything the calls hand to the kernel (`struct mmsghdr`, `struct iovec`, the buffers) is

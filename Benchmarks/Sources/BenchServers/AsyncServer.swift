@@ -199,7 +199,7 @@ func ioUringSetupFlags() -> String {
     let flags = cbench_probe_io_uring_flags()
     guard flags >= 0 else { return "none accepted (errno \(-flags))" }
     let names: [(Int, String)] = [
-        (1 << 12, "SINGLE_ISSUER"), (1 << 13, "DEFER_TASKRUN"), (1 << 8, "COOP_TASKRUN"),
+        (1 << 12, "SINGLE_ISSUER"), (1 << 13, "DEFER_TASKRUN"), (1 << 8, "COOP_TASKRUN"), (1 << 9, "TASKRUN_FLAG"),
         (1 << 7, "SUBMIT_ALL"), (1 << 3, "CQSIZE"),
     ]
     let set = names.filter { flags & $0.0 != 0 }.map(\.1)

@@ -78,6 +78,7 @@ public final class BufferedReader {
     ///   - maxLength: the longest line accepted, in bytes, without its ending.
     ///   - allowingCRLF: when true, a CR just before the LF belongs to the line ending (`\r\n`)
     ///     and is not passed to `body`; a CR elsewhere stays in the line.
+    ///   - body: called with the line's bytes, borrowed until it returns.
     /// - Returns: what `body` returned; `nil` when the stream ended before the line began.
     /// - Throws: ``BufferedReaderError/tooLong(limit:)`` (the line is dropped through its LF),
     ///   ``BufferedReaderError/endOfStream(partial:)``, what `body` throws (the line counts as
@@ -100,7 +101,10 @@ public final class BufferedReader {
     /// Reads the bytes up to `delimiter` and calls `body` with them; the delimiter is consumed,
     /// not passed on.
     ///
-    /// - Parameter maxLength: the longest item accepted, in bytes, without the delimiter.
+    /// - Parameters:
+    ///   - delimiter: the byte that ends the item.
+    ///   - maxLength: the longest item accepted, in bytes, without the delimiter.
+    ///   - body: called with the item's bytes, borrowed until it returns.
     /// - Returns: what `body` returned; `nil` when the stream ended before the item began.
     /// - Throws: ``BufferedReaderError/tooLong(limit:)`` (the item is dropped through its
     ///   delimiter), ``BufferedReaderError/endOfStream(partial:)``, what `body` throws (the item
@@ -171,6 +175,7 @@ public final class BufferedReader {
     ///   - prefix: the size of the length field.
     ///   - maxLength: the longest frame accepted, in bytes, without the length field. A longer
     ///     declared length is refused as soon as the field is read.
+    ///   - body: called with the frame's bytes, borrowed until it returns.
     /// - Returns: what `body` returned; `nil` when the stream ended before the frame began.
     /// - Throws: ``BufferedReaderError/frameTooLong(length:limit:)`` (the frame's declared bytes
     ///   are skipped as they arrive), ``BufferedReaderError/endOfStream(partial:)`` (with the

@@ -37,9 +37,11 @@ public final class BufferedWriter {
 
     /// A writer of `socket` that sends once `capacity` bytes (at least 1) are buffered.
     ///
-    /// - Parameter keepsBuffer: keep the buffer allocated between flushes (the default: no
-    ///   allocation per message), or release it whenever a flush empties it (no memory while
-    ///   idle).
+    /// - Parameters:
+    ///   - socket: the socket the writer sends on.
+    ///   - capacity: the size of the buffer, in bytes (at least 1).
+    ///   - keepsBuffer: keep the buffer allocated between flushes (the default: no allocation per
+    ///     message), or release it whenever a flush empties it (no memory while idle).
     public init(_ socket: AsyncSocket, capacity: Int = 16384, keepsBuffer: Bool = true) {
         precondition(capacity > 0, "a buffer of no bytes")
         self.socket = socket
