@@ -59,6 +59,7 @@ extension AsyncTests {
                 let reader = BufferedReader(client)
                 var received: [String] = []
                 while let line = try await reader.readLine(maxLength: 200) { received.append(line) }
+                #expect(reader.bufferCapacity == 0)   // nothing held once everything is read
                 return received
             }.value
             try await sending.value
@@ -202,7 +203,8 @@ extension AsyncTests {
             try await client.sendAll(large.span.bytes)
             try await client.sendAll(large[1000...])
             try await client.sendAll(large.prefix(100_000).lazy.map { $0 })
-            try await client.sendAll("ok")
+            try await client.sendAll("o")
+            try await client.sendAll([UInt8(ascii: "k")])   // an array literal: the [UInt8] form, not ambiguous
             #expect(try await reading.value == expected)
         }
     }

@@ -65,6 +65,23 @@ final class EchoPair: @unchecked Sendable {
     deinit { buffer.deallocate() }
 }
 
+/// A connection read through a `BufferedReader` and written through a `BufferedWriter`; the
+/// peer's message is a 64-byte line.
+final class BufferedConnection: @unchecked Sendable {
+    let connection: Connection<AsyncSocket>
+    let reader: BufferedReader
+    let writer: BufferedWriter
+    /// 16 bytes for the writer's writes.
+    let part = [UInt8](repeating: 0x61, count: 16)
+
+    init(on reactor: Reactor) throws {
+        connection = try Connection.tcp(on: reactor)
+        connection.peerBuffer[messageSize - 1] = UInt8(ascii: "\n")
+        reader = BufferedReader(connection.local)
+        writer = BufferedWriter(connection.local)
+    }
+}
+
 extension Listener where Local == AsyncSocket {
     static func make(on reactor: Reactor) throws -> Listener<AsyncSocket> {
         let listener = try makeListener()
@@ -193,6 +210,42 @@ func asyncBenchmarks(_ backend: Reactor.Backend, name: String) {
     } setup: {
         let bench = try await reactor()
         return (bench, try Listener.make(on: bench.reactor))
+    }
+
+    // A line read through the buffered reader's closure form, straight from the received
+    // chunk.
+    Benchmark("\(name).reader-line") { (benchmark: Benchmark, state: (BenchReactor, BufferedConnection)) in
+        let (bench, buffered) = state
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                try buffered.connection.peerSend()
+                blackHole(try await buffered.reader.readLine(maxLength: 128) { $0.byteCount })
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try BufferedConnection(on: bench.reactor))
+    }
+
+    // Five small writes of every kind (an array, a span, a string, a slice, a byte) coalesced
+    // into one send by the buffered writer's flush.
+    Benchmark("\(name).writer") { (benchmark: Benchmark, state: (BenchReactor, BufferedConnection)) in
+        let (bench, buffered) = state
+        let writer = buffered.writer, part = buffered.part
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                try await writer.write(part)
+                try await writer.write(part.span.bytes)
+                try await writer.write("0123456789abcdef")
+                try await writer.write(part[..<15])
+                try await writer.write(UInt8(ascii: "\n"))
+                try await writer.flush()
+                try buffered.connection.peerReceive()
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try BufferedConnection(on: bench.reactor))
     }
 
     // A send, then an await that suspends until the reactor resumes it with the echo (which
