@@ -2,9 +2,9 @@
 """Every Swift snippet of the DocC articles is compiled as a test.
 
 Each ```swift block of Sources/*/*.docc/*.md (its `import` lines aside) must appear verbatim, at
-any uniform indentation, in a test file: Tests/**/DocArticleTests.swift or
-Tests/**/*ArticleTests.swift (one per article), or the Benchmarks
-package's tests for code that needs SwiftNIO. The tests compile the copy (and run it where it
+any uniform indentation, in a test file: Tests/**/*.swift (by convention one *ArticleTests.swift
+per article, or beside the behaviour it shows), or the Benchmarks package's tests for code that
+needs SwiftNIO. The tests compile the copy (and run it where it
 can run), so an article whose snippet no longer compiles, or that drifts from its tested copy,
 fails CI. Prints each snippet that has no copy and exits 1.
 """
@@ -18,8 +18,7 @@ root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 os.chdir(root)
 
 copies = {path: open(path).read() for path in
-          glob.glob("Tests/**/DocArticleTests.swift", recursive=True)
-          + glob.glob("Tests/**/*ArticleTests.swift", recursive=True)
+          glob.glob("Tests/**/*.swift", recursive=True)
           + glob.glob("Benchmarks/Tests/**/*.swift", recursive=True)}
 
 
