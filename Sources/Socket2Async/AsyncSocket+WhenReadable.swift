@@ -58,11 +58,13 @@ extension AsyncSocket {
     /// `IORING_OP_RECV` of zero bytes with `MSG_PEEK` (io_uring). The datagram stays queued, so a
     /// wait that is cancelled loses nothing.
     nonisolated(nonsending) func waitUntilReadable() async throws {
-        if io.isStream {
-            // A zero-byte receive on a stream returns at once: peek at one byte (or the end).
-            _ = try await withScratch(1) { try await recv(into: $0, flags: .peek) }
-        } else {
-            _ = try await recv(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), flags: .peek)
-        }
+        // A zero-byte receive on a stream returns at once: peek at one byte (or the end), into
+        // the operation record's own storage (no allocation).
+        let length = io.isStream ? 1 : 0
+        _ = try await wait(.recv, prepare: { record in
+            record.pointee.buffer = UnsafeMutableRawPointer(OpRecord.addressPointer(record))
+            record.pointee.length = length
+            record.pointee.flags = CInt(MSG_PEEK)
+        }, finish: { result, _ in try ResultCode.check(result) })
     }
 }

@@ -276,7 +276,7 @@ final class EpollBackend: ReactorBackend {
             if result == -Int(EAGAIN) { io.writeReady = false }
         case .connect:
             result = attemptConnect(record, io)
-        case .shutdown, .close, .streamWait, .multishot, .wakeRead:
+        case .shutdown, .close, .streamWait, .multishot, .wakeRead, .pooledWait, .pooledMultishot:
             result = -Int(EINVAL)
         }
         return result

@@ -19,6 +19,10 @@ enum OpKind: UInt8 {
     case multishot
     /// The wake-up read of the reactor's eventfd (io_uring).
     case wakeRead
+    /// A lean receive waiting for bytes from the shared buffer ring (io_uring).
+    case pooledWait
+    /// The multishot receive of a stream socket drawing from the shared buffer ring (io_uring).
+    case pooledMultishot
 
     /// Whether the operation takes data from the socket's receive queue (the kinds a stranded
     /// datagram can complete).
@@ -27,7 +31,8 @@ enum OpKind: UInt8 {
     /// Whether the operation waits for the socket to become readable (epoll).
     var waitsForInput: Bool {
         switch self {
-        case .recv, .recvFrom, .recvMsg, .accept, .streamWait, .multishot, .wakeRead: return true
+        case .recv, .recvFrom, .recvMsg, .accept, .streamWait, .multishot, .wakeRead, .pooledWait, .pooledMultishot:
+            return true
         case .send, .sendTo, .sendMsg, .connect, .shutdown, .close: return false
         }
     }
@@ -298,9 +303,12 @@ final class IOState: @unchecked Sendable {
     /// Datagrams a stopped multishot receive took from the kernel after its iterator went away:
     /// the socket's next receives return them first, oldest first (io_uring).
     private(set) var strandedDatagrams: [StrandedDatagram] = []
-    /// Whether `strandedDatagrams` has any: read by calls tried from other threads, which must
-    /// then go through the reactor thread.
+    /// Whether the reactor holds input of this socket: stranded datagrams, or a lean receive's
+    /// multishot request and the chunks it took. Read by calls tried from other threads, which
+    /// must then go through the reactor thread (where the held input comes first).
     let hasStrandedDatagrams = Atomic<Bool>(false)
+    /// The lean receive's state (io_uring; see `ReceivePool`).
+    var pooled = PooledInput()
     /// The epoll registration (index | generation << 32 in the reactor's table), 0 when none.
     var registration: UInt64 = 0
     /// Whether the epoll registration includes `EPOLLOUT` (always for a stream socket; for a
@@ -337,6 +345,11 @@ final class IOState: @unchecked Sendable {
         hasStrandedDatagrams.store(true, ordering: .relaxed)
     }
 
+    /// Recomputes `hasStrandedDatagrams` after the held input changed.
+    func refreshHeldInput() {
+        hasStrandedDatagrams.store(!strandedDatagrams.isEmpty || pooled.isActive, ordering: .relaxed)
+    }
+
     /// The oldest stranded datagram, taken off the queue unless `peek`. On a stream socket
     /// (where the "datagrams" are chunks of the byte stream) at most `maxCount` bytes of it: the
     /// rest stays queued, as the kernel keeps what a short read leaves.
@@ -349,7 +362,7 @@ final class IOState: @unchecked Sendable {
         }
         if !peek {
             strandedDatagrams.removeFirst()
-            if strandedDatagrams.isEmpty { hasStrandedDatagrams.store(false, ordering: .relaxed) }
+            if strandedDatagrams.isEmpty { refreshHeldInput() }
         }
         return first
     }
@@ -357,7 +370,7 @@ final class IOState: @unchecked Sendable {
     /// Drops the stranded datagrams (the socket is closed).
     func dropStrandedDatagrams() {
         strandedDatagrams.removeAll()
-        hasStrandedDatagrams.store(false, ordering: .relaxed)
+        refreshHeldInput()
     }
 
     /// Learns from a receive's result: `EAGAIN`, or a short read of a stream (the kernel's

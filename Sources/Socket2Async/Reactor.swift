@@ -56,6 +56,9 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     public private(set) var backend: Backend = .epoll
     /// Whether sockets keep readiness flags (the backend's `tracksReadiness`). Constant.
     private(set) var tracksReadiness = true
+    /// Whether lean receives of stream sockets draw from a shared ring of provided buffers
+    /// (io_uring with multishot receives). Constant.
+    private(set) var usesReceivePool = false
     /// Wakes the reactor from its wait. Open for the reactor's whole life.
     let wakeFD: CInt
     private let inbox = Inbox()
@@ -237,6 +240,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             impl = try makeBackend(requested, options: options)
             backend = impl.kind
             tracksReadiness = impl.tracksReadiness
+            usesReceivePool = (impl as? URingBackend)?.supportsMultishot ?? false
         } catch {
             startupError = error
             latch.post()
@@ -491,6 +495,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     ) async throws -> R {
         if stopping { throw ReactorError.shutDown }
         if io.closed { throw ReactorError.socketClosed }
+        if kind.receivesData && io.pooled.isActive { await takeBackPooledInput(io) }
         let index = ops.allocate(kind, fd: io.fd, io: io)
         let record = ops.record(index)
         prepare(record)
@@ -602,6 +607,8 @@ struct ReactorOptions: Sendable {
     /// io_uring submission and completion queue sizes.
     var submissionEntries: UInt32 = 1024
     var completionEntries: UInt32 = 8192
+    /// The sizes of the io_uring receive pool of lean receives.
+    var receivePool = ReceivePoolSize()
 }
 
 extension Duration {
