@@ -62,7 +62,7 @@ extension AsyncSocket {
         // the operation record's own storage (no allocation).
         let length = io.isStream ? 1 : 0
         _ = try await wait(.recv, prepare: { record in
-            record.pointee.buffer = UnsafeMutableRawPointer(OpRecord.addressPointer(record))
+            record.pointee.buffer = UnsafeMutableRawPointer(OpRecord.peekBytePointer(record))
             record.pointee.length = length
             record.pointee.flags = CInt(MSG_PEEK)
         }, finish: { result, _ in try ResultCode.check(result) })

@@ -122,37 +122,57 @@ struct OpRecord {
     var listed: UInt8 = 0
     /// The stream a multishot request or stream waiter belongs to.
     var stream: Unmanaged<AnyObject>?
+    /// The byte a readiness wait peeks at (`MSG_PEEK`), and discards.
+    var peekByte: UInt8 = 0
+    /// The record's address and message storage, set by the table, never changed: kept apart,
+    /// in memory that becomes resident only where an operation uses it (the receive a
+    /// connection waits in most of its life needs none of it).
+    var extras: UnsafeMutablePointer<OpExtras>!
+
     /// An address the kernel reads (connect, sendto) or writes (accept, recvfrom), and its length.
-    var address = sockaddr_storage()
-    var addressLength: socklen_t = 0
-    var message = msghdr()
-    /// The vectors of `message`: up to `inlineVectorCount` here, more in `spilledVectors`
-    /// (allocated by `vectors(_:count:)`, freed with the record).
-    var iov = (iovec(), iovec(), iovec(), iovec())
-    var spilledVectors: UnsafeMutablePointer<iovec>?
+    var address: sockaddr_storage {
+        get { extras.pointee.address }
+        nonmutating set { extras.pointee.address = newValue }
+    }
+    var addressLength: socklen_t {
+        get { extras.pointee.addressLength }
+        nonmutating set { extras.pointee.addressLength = newValue }
+    }
+    var message: msghdr {
+        get { extras.pointee.message }
+        nonmutating set { extras.pointee.message = newValue }
+    }
+    var spilledVectors: UnsafeMutablePointer<iovec>? {
+        get { extras.pointee.spilledVectors }
+        nonmutating set { extras.pointee.spilledVectors = newValue }
+    }
     static let inlineVectorCount = 4
 
     var isFree: Bool { state == .free }
 
-    /// Pointers to the record's own storage, for the kernel (the record never moves).
+    /// Pointers to the record's own storage, for the kernel (it never moves).
     static func addressPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<sockaddr> {
-        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.address)!)
-            .assumingMemoryBound(to: sockaddr.self)
+        UnsafeMutableRawPointer(extrasPointer(record, \.address)).assumingMemoryBound(to: sockaddr.self)
     }
 
     static func addressLengthPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<socklen_t> {
-        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.addressLength)!)
-            .assumingMemoryBound(to: socklen_t.self)
+        UnsafeMutableRawPointer(extrasPointer(record, \.addressLength)).assumingMemoryBound(to: socklen_t.self)
     }
 
     static func messagePointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<msghdr> {
-        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.message)!)
-            .assumingMemoryBound(to: msghdr.self)
+        UnsafeMutableRawPointer(extrasPointer(record, \.message)).assumingMemoryBound(to: msghdr.self)
     }
 
     static func iovPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<iovec> {
-        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.iov)!)
-            .assumingMemoryBound(to: iovec.self)
+        UnsafeMutableRawPointer(extrasPointer(record, \.iov)).assumingMemoryBound(to: iovec.self)
+    }
+
+    static func peekBytePointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<UInt8> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.peekByte)!).assumingMemoryBound(to: UInt8.self)
+    }
+
+    private static func extrasPointer<T>(_ record: UnsafeMutablePointer<OpRecord>, _ field: KeyPath<OpExtras, T>) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(record.pointee.extras) + MemoryLayout<OpExtras>.offset(of: field)!
     }
 
     /// The bytes a receive's record has room for (recv, recvfrom: its buffer; recvmsg: its
@@ -175,6 +195,19 @@ struct OpRecord {
     var id: OpID { UInt64(generation) << 32 | UInt64(UInt32(bitPattern: index)) }
 }
 
+/// The part of an operation record that only some operations use: addresses, messages and
+/// their vectors. All zeros is a valid value, so that its memory needs no initialisation (and
+/// stays untouched, not resident, until an operation uses it).
+struct OpExtras {
+    var address = sockaddr_storage()
+    var addressLength: socklen_t = 0
+    var message = msghdr()
+    /// The vectors of `message`: up to `OpRecord.inlineVectorCount` here, more in
+    /// `spilledVectors` (allocated by `vectors(_:count:)`, freed with the record).
+    var iov = (iovec(), iovec(), iovec(), iovec())
+    var spilledVectors: UnsafeMutablePointer<iovec>?
+}
+
 /// The operation records, in chunks that never move (the kernel holds pointers into them).
 /// Reactor thread only.
 struct OpTable: ~Copyable {
@@ -182,6 +215,9 @@ struct OpTable: ~Copyable {
     static let chunkSize = 1 << chunkShift
 
     private var chunks: [UnsafeMutablePointer<OpRecord>] = []
+    /// Each chunk's extras, mapped (zero pages until written).
+    private var extras: [UnsafeMutablePointer<OpExtras>] = []
+    private static let extrasByteCount = chunkSize * MemoryLayout<OpExtras>.stride
     private var freeHead: Int32 = -1
     /// Records in use.
     private(set) var count = 0
@@ -191,6 +227,7 @@ struct OpTable: ~Copyable {
             chunk.deinitialize(count: Self.chunkSize)
             chunk.deallocate()
         }
+        for chunk in extras { sys_unmap(chunk, Self.extrasByteCount) }
     }
 
     @inline(__always)
@@ -261,9 +298,16 @@ struct OpTable: ~Copyable {
     private mutating func grow() {
         let chunk = UnsafeMutablePointer<OpRecord>.allocate(capacity: Self.chunkSize)
         chunk.initialize(repeating: OpRecord(), count: Self.chunkSize)
+        guard let extrasMemory = sys_mapAnonymous(Self.extrasByteCount) else {
+            fatalError("Socket2Async: out of memory for operation records")
+        }
+        // Zero-filled by the kernel: a valid `OpExtras` in every slot without touching a page.
+        let extrasChunk = extrasMemory.bindMemory(to: OpExtras.self, capacity: Self.chunkSize)
         let base = Int32(chunks.count << Self.chunkShift)
         chunks.append(chunk)
+        extras.append(extrasChunk)
         for offset in stride(from: Self.chunkSize - 1, through: 0, by: -1) {
+            chunk[offset].extras = extrasChunk + offset
             chunk[offset].index = base + Int32(offset)
             chunk[offset].next = freeHead
             freeHead = base + Int32(offset)

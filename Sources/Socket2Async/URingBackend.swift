@@ -143,7 +143,7 @@ final class URingBackend: ReactorBackend {
         if record.pointee.kind == .accept, let io = record.pointee.io?.takeUnretainedValue(),
            !io.strandedConnections.isEmpty {
             let fd = io.strandedConnections.removeFirst()
-            record.pointee.addressLength = socklen_t(max(0, sys_getpeername(fd, withUnsafeMutablePointer(to: &record.pointee.address) { $0 })))
+            record.pointee.addressLength = socklen_t(max(0, sys_getpeername(fd, UnsafeMutableRawPointer(OpRecord.addressPointer(record)).assumingMemoryBound(to: sockaddr_storage.self))))
             reactor.complete(record, Int(fd))
             return
         }
