@@ -27,6 +27,8 @@ extension AsyncSocket {
         var outcome: R?
         while true {
             if io.hasStrandedDatagrams.load(ordering: .relaxed), let result = try await stranded() { return result }
+            // An attempt on an epoll reactor's thread keeps the readiness flags exact.
+            let readinessIsCurrent = reactor.tracksReadiness && reactor.isCurrent
             let done = try tryInput { fd in
                 while true {
                     do throws(Errno) {
@@ -38,7 +40,12 @@ extension AsyncSocket {
                 }
             }
             if done != nil, let outcome { return outcome }
-            try await waitUntilReadable()
+            if readinessIsCurrent {
+                // Readiness, not a peek: no system call until the socket is readable.
+                _ = try await wait(.readable, prepare: { _ in }, finish: { result, _ in try ResultCode.check(result) })
+            } else {
+                try await waitUntilReadable()
+            }
         }
     }
 

@@ -264,6 +264,8 @@ final class EpollBackend: ReactorBackend {
             if result == -Int(EAGAIN) { io.writeReady = false }
         case .connect:
             result = attemptConnect(record, io)
+        case .readable:
+            result = io.isReady(input: true) ? 0 : -Int(EAGAIN)
         case .shutdown, .close, .streamWait, .multishot, .wakeRead, .pooledWait, .pooledMultishot:
             result = -Int(EINVAL)
         }

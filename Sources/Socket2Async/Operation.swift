@@ -19,6 +19,10 @@ enum OpKind: UInt8 {
     case multishot
     /// The wake-up read of the reactor's eventfd (io_uring).
     case wakeRead
+    /// A wait for readability that receives nothing: completes when the socket's readiness
+    /// says it is readable (epoll; only for a task whose failed attempt ran on the reactor
+    /// thread, so that the readiness it trusts is current).
+    case readable
     /// A lean receive waiting for bytes from the shared buffer ring (io_uring).
     case pooledWait
     /// The multishot receive of a stream socket drawing from the shared buffer ring (io_uring).
@@ -31,7 +35,8 @@ enum OpKind: UInt8 {
     /// Whether the operation waits for the socket to become readable (epoll).
     var waitsForInput: Bool {
         switch self {
-        case .recv, .recvFrom, .recvMsg, .accept, .streamWait, .multishot, .wakeRead, .pooledWait, .pooledMultishot:
+        case .recv, .recvFrom, .recvMsg, .accept, .streamWait, .multishot, .wakeRead, .readable, .pooledWait,
+             .pooledMultishot:
             return true
         case .send, .sendTo, .sendMsg, .connect, .shutdown, .close: return false
         }

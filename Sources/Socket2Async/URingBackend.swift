@@ -188,7 +188,7 @@ final class URingBackend: ReactorBackend {
             stream.prepare(entry)
         case .pooledMultishot:
             preparePooled(entry, fd: fd)
-        case .streamWait, .wakeRead, .pooledWait:
+        case .streamWait, .wakeRead, .pooledWait, .readable:
             io_uring_prep_nop(entry)
         }
         io_uring_sqe_set_data64(entry, record.pointee.id)
