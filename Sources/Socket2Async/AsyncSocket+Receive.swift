@@ -70,7 +70,7 @@ extension AsyncSocket {
     private nonisolated(nonsending) func receivePooled<R>(_ body: (RawSpan) throws -> R) async throws -> R {
         let reactor = self.reactor, io = self.io
         return try await reactor.onReactor {
-            guard let backend = reactor.impl as? URingBackend else { throw ReactorError.shutDown }
+            guard let backend = reactor.uring else { throw ReactorError.shutDown }
             if io.closed { throw ReactorError.socketClosed }
             // Bytes a receive of another form or a stopped stream left come first.
             if let datagram = io.takeStrandedDatagram(maxCount: .max) {

@@ -83,6 +83,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @exclusivity(unchecked) var timers = TimerHeap()
     /// The backend; set on the reactor thread before `init` returns.
     @exclusivity(unchecked) var impl: (any ReactorBackend)!
+    /// The backend when it is io_uring (no dynamic cast on the lean receive's path).
+    @exclusivity(unchecked) private(set) var uring: URingBackend?
     /// Shutting down: new operations fail at once with `ReactorError.shutDown`.
     @exclusivity(unchecked) var stopping = false
     /// The job running now is an actor's, not a task's that prefers the reactor (`onReactor`).
@@ -240,7 +242,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             impl = try makeBackend(requested, options: options)
             backend = impl.kind
             tracksReadiness = impl.tracksReadiness
-            usesReceivePool = (impl as? URingBackend)?.supportsMultishot ?? false
+            uring = impl as? URingBackend
+            usesReceivePool = uring?.supportsMultishot ?? false
         } catch {
             startupError = error
             latch.post()

@@ -409,7 +409,7 @@ extension Reactor {
     /// waits until the kernel has let go of it, and leaves the bytes it took to the socket's
     /// stranded datagrams (reactor thread). Nothing is lost or reordered.
     nonisolated(nonsending) func takeBackPooledInput(_ io: IOState) async {
-        guard let backend = impl as? URingBackend else { return }
+        guard let backend = uring else { return }
         io.pooled.takingBack = true
         if io.pooled.armed >= 0 {
             backend.stopPooled(io, reason: .cancelled)
