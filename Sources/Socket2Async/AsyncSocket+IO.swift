@@ -108,7 +108,7 @@ extension AsyncSocket {
         }
         return try await wait(.recvMsg, prepare: { record in
             record.pointee.flags = raw
-            let name = withUnsafeMutablePointer(to: &record.pointee.address) { UnsafeMutableRawPointer($0) }
+            let name = UnsafeMutableRawPointer(OpRecord.addressPointer(record))
             let vectors = OpRecord.vectors(record, count: buffers.count)
             _ = fillVectors(vectors, from: buffers) { ($0.baseAddress, $0.count) }
             record.pointee.message = msghdr(
@@ -269,7 +269,7 @@ extension AsyncSocket {
         return try await wait(.sendMsg, prepare: { record in
             record.pointee.flags = raw
             record.pointee.address = stored
-            let name = withUnsafeMutablePointer(to: &record.pointee.address) { UnsafeMutableRawPointer($0) }
+            let name = UnsafeMutableRawPointer(OpRecord.addressPointer(record))
             let vectors = OpRecord.vectors(record, count: buffers.count)
             _ = fillVectors(vectors, from: buffers, part)
             record.pointee.message = msghdr(

@@ -27,6 +27,8 @@ extension AsyncSocket {
         var outcome: R?
         while true {
             if io.hasStrandedDatagrams.load(ordering: .relaxed), let result = try await stranded() { return result }
+            // An attempt on an epoll reactor's thread keeps the readiness flags exact.
+            let readinessIsCurrent = reactor.tracksReadiness && reactor.isCurrent
             let done = try tryInput { fd in
                 while true {
                     do throws(Errno) {
@@ -38,7 +40,12 @@ extension AsyncSocket {
                 }
             }
             if done != nil, let outcome { return outcome }
-            try await waitUntilReadable()
+            if readinessIsCurrent {
+                // Readiness, not a peek: no system call until the socket is readable.
+                _ = try await wait(.inputReady, prepare: { _ in }, finish: { result, _ in try ResultCode.check(result) })
+            } else {
+                try await waitUntilReadable()
+            }
         }
     }
 
@@ -59,11 +66,13 @@ extension AsyncSocket {
     /// `IORING_OP_RECV` of zero bytes with `MSG_PEEK` (io_uring). The datagram stays queued, so a
     /// wait that is cancelled loses nothing.
     nonisolated(nonsending) func waitUntilReadable() async throws {
-        if io.isStream {
-            // A zero-byte receive on a stream returns at once: peek at one byte (or the end).
-            _ = try await withScratch(1) { try await recv(into: $0, flags: .peek) }
-        } else {
-            _ = try await recv(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), flags: .peek)
-        }
+        // A zero-byte receive on a stream returns at once: peek at one byte (or the end), into
+        // the operation record's own storage (no allocation).
+        let length = io.isStream ? 1 : 0
+        _ = try await wait(.recv, prepare: { record in
+            record.pointee.buffer = UnsafeMutableRawPointer(OpRecord.peekBytePointer(record))
+            record.pointee.length = length
+            record.pointee.flags = CInt(MSG_PEEK)
+        }, finish: { result, _ in try ResultCode.check(result) })
     }
 }

@@ -240,39 +240,27 @@ final class EpollBackend: ReactorBackend {
             io.noteInput(result, requested: record.pointee.length, flags: record.pointee.flags)
         case .recvFrom:
             record.pointee.addressLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            result = withUnsafeMutablePointer(to: &record.pointee.address) { storage in
-                storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                    sys_recvfrom(fd, record.pointee.buffer, record.pointee.length, record.pointee.flags,
-                                 address, &record.pointee.addressLength)
-                }
-            }
+            result = sys_recvfrom(fd, record.pointee.buffer, record.pointee.length, record.pointee.flags,
+                                  OpRecord.addressPointer(record), OpRecord.addressLengthPointer(record))
             io.noteInput(result, requested: record.pointee.length, flags: record.pointee.flags)
         case .recvMsg:
-            result = sys_recvmsg(fd, &record.pointee.message, record.pointee.flags)
+            result = sys_recvmsg(fd, OpRecord.messagePointer(record), record.pointee.flags)
             if result >= 0 { record.pointee.resultFlags = UInt32(bitPattern: record.pointee.message.msg_flags) }
             if result == -Int(EAGAIN) { io.readReady = false }
         case .accept:
             record.pointee.addressLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            result = withUnsafeMutablePointer(to: &record.pointee.address) { storage in
-                storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                    sys_accept(fd, address, &record.pointee.addressLength)
-                }
-            }
+            result = sys_accept(fd, OpRecord.addressPointer(record), OpRecord.addressLengthPointer(record))
             if result == -Int(EAGAIN) { io.readReady = false }
             if result == -Int(ECONNABORTED) || result == -Int(EPROTO) { return attempt(record, io) }
         case .send:
             result = sys_send(fd, record.pointee.buffer, record.pointee.length, record.pointee.flags)
             io.noteOutput(result, requested: record.pointee.length)
         case .sendTo:
-            result = withUnsafePointer(to: &record.pointee.address) { storage in
-                storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                    sys_sendto(fd, record.pointee.buffer, record.pointee.length, record.pointee.flags,
-                               address, record.pointee.addressLength)
-                }
-            }
+            result = sys_sendto(fd, record.pointee.buffer, record.pointee.length, record.pointee.flags,
+                                OpRecord.addressPointer(record), record.pointee.addressLength)
             io.noteOutput(result, requested: record.pointee.length)
         case .sendMsg:
-            result = sys_sendmsg(fd, &record.pointee.message, record.pointee.flags)
+            result = sys_sendmsg(fd, OpRecord.messagePointer(record), record.pointee.flags)
             if result == -Int(EAGAIN) { io.writeReady = false }
         case .connect:
             result = attemptConnect(record, io)
@@ -282,7 +270,9 @@ final class EpollBackend: ReactorBackend {
         case .writable:
             result = sys_pollNow(fd, events: CShort(POLLOUT))
             if result == -Int(EAGAIN) { io.writeReady = false }
-        case .shutdown, .close, .streamWait, .multishot, .wakeRead:
+        case .inputReady:
+            result = io.isReady(input: true) ? 0 : -Int(EAGAIN)
+        case .shutdown, .close, .streamWait, .multishot, .wakeRead, .pooledWait, .pooledMultishot:
             result = -Int(EINVAL)
         }
         return result
@@ -293,11 +283,7 @@ final class EpollBackend: ReactorBackend {
     private func attemptConnect(_ record: UnsafeMutablePointer<OpRecord>, _ io: IOState) -> Int {
         let fd = io.fd
         if record.pointee.flags == 0 {
-            let result = withUnsafePointer(to: &record.pointee.address) { storage in
-                storage.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sys_connect(fd, $0, record.pointee.addressLength)
-                }
-            }
+            let result = sys_connect(fd, OpRecord.addressPointer(record), record.pointee.addressLength)
             if result == -Int(EINPROGRESS) || result == -Int(EINTR) {
                 record.pointee.flags = 1
                 return -Int(EAGAIN)

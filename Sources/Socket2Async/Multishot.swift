@@ -249,6 +249,7 @@ final class MultishotHandle: @unchecked Sendable {
                                              controlCapacity: controlCapacity)
             }
             let stream = stream!
+            if io.pooled.isActive { await reactor.takeBackPooledInput(io) }
             // Elements already queued are taken without a wait.
             if !io.closed, !reactor.stopping {
                 if let element = fromStranded(io) { return element }

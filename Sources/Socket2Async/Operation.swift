@@ -23,6 +23,14 @@ enum OpKind: UInt8 {
     /// `poll(2)` on each readiness event (epoll), `IORING_OP_POLL_ADD` (io_uring). The result
     /// is the descriptor's `revents`.
     case readable, writable
+    /// A wait for a socket's readability that receives nothing and makes no system call:
+    /// completes when the socket's readiness says it is readable (epoll; only for a task whose
+    /// failed attempt ran on the reactor thread, so that the readiness it trusts is current).
+    case inputReady
+    /// A lean receive waiting for bytes from the shared buffer ring (io_uring).
+    case pooledWait
+    /// The multishot receive of a stream socket drawing from the shared buffer ring (io_uring).
+    case pooledMultishot
 
     /// Whether the operation takes data from the socket's receive queue (the kinds a stranded
     /// datagram can complete).
@@ -31,7 +39,9 @@ enum OpKind: UInt8 {
     /// Whether the operation waits for the socket to become readable (epoll).
     var waitsForInput: Bool {
         switch self {
-        case .recv, .recvFrom, .recvMsg, .accept, .streamWait, .multishot, .wakeRead, .readable: return true
+        case .recv, .recvFrom, .recvMsg, .accept, .streamWait, .multishot, .wakeRead, .readable, .inputReady,
+             .pooledWait, .pooledMultishot:
+            return true
         case .send, .sendTo, .sendMsg, .connect, .shutdown, .close, .writable: return false
         }
     }
@@ -127,37 +137,57 @@ struct OpRecord {
     var listed: UInt8 = 0
     /// The stream a multishot request or stream waiter belongs to.
     var stream: Unmanaged<AnyObject>?
+    /// The byte a readiness wait peeks at (`MSG_PEEK`), and discards.
+    var peekByte: UInt8 = 0
+    /// The record's address and message storage, set by the table, never changed: kept apart,
+    /// in memory that becomes resident only where an operation uses it (the receive a
+    /// connection waits in most of its life needs none of it).
+    var extras: UnsafeMutablePointer<OpExtras>!
+
     /// An address the kernel reads (connect, sendto) or writes (accept, recvfrom), and its length.
-    var address = sockaddr_storage()
-    var addressLength: socklen_t = 0
-    var message = msghdr()
-    /// The vectors of `message`: up to `inlineVectorCount` here, more in `spilledVectors`
-    /// (allocated by `vectors(_:count:)`, freed with the record).
-    var iov = (iovec(), iovec(), iovec(), iovec())
-    var spilledVectors: UnsafeMutablePointer<iovec>?
+    var address: sockaddr_storage {
+        get { extras.pointee.address }
+        nonmutating set { extras.pointee.address = newValue }
+    }
+    var addressLength: socklen_t {
+        get { extras.pointee.addressLength }
+        nonmutating set { extras.pointee.addressLength = newValue }
+    }
+    var message: msghdr {
+        get { extras.pointee.message }
+        nonmutating set { extras.pointee.message = newValue }
+    }
+    var spilledVectors: UnsafeMutablePointer<iovec>? {
+        get { extras.pointee.spilledVectors }
+        nonmutating set { extras.pointee.spilledVectors = newValue }
+    }
     static let inlineVectorCount = 4
 
     var isFree: Bool { state == .free }
 
-    /// Pointers to the record's own storage, for the kernel (the record never moves).
+    /// Pointers to the record's own storage, for the kernel (it never moves).
     static func addressPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<sockaddr> {
-        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.address)!)
-            .assumingMemoryBound(to: sockaddr.self)
+        UnsafeMutableRawPointer(extrasPointer(record, \.address)).assumingMemoryBound(to: sockaddr.self)
     }
 
     static func addressLengthPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<socklen_t> {
-        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.addressLength)!)
-            .assumingMemoryBound(to: socklen_t.self)
+        UnsafeMutableRawPointer(extrasPointer(record, \.addressLength)).assumingMemoryBound(to: socklen_t.self)
     }
 
     static func messagePointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<msghdr> {
-        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.message)!)
-            .assumingMemoryBound(to: msghdr.self)
+        UnsafeMutableRawPointer(extrasPointer(record, \.message)).assumingMemoryBound(to: msghdr.self)
     }
 
     static func iovPointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<iovec> {
-        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.iov)!)
-            .assumingMemoryBound(to: iovec.self)
+        UnsafeMutableRawPointer(extrasPointer(record, \.iov)).assumingMemoryBound(to: iovec.self)
+    }
+
+    static func peekBytePointer(_ record: UnsafeMutablePointer<OpRecord>) -> UnsafeMutablePointer<UInt8> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<OpRecord>.offset(of: \.peekByte)!).assumingMemoryBound(to: UInt8.self)
+    }
+
+    private static func extrasPointer<T>(_ record: UnsafeMutablePointer<OpRecord>, _ field: KeyPath<OpExtras, T>) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(record.pointee.extras) + MemoryLayout<OpExtras>.offset(of: field)!
     }
 
     /// The bytes a receive's record has room for (recv, recvfrom: its buffer; recvmsg: its
@@ -180,6 +210,19 @@ struct OpRecord {
     var id: OpID { UInt64(generation) << 32 | UInt64(UInt32(bitPattern: index)) }
 }
 
+/// The part of an operation record that only some operations use: addresses, messages and
+/// their vectors. All zeros is a valid value, so that its memory needs no initialisation (and
+/// stays untouched, not resident, until an operation uses it).
+struct OpExtras {
+    var address = sockaddr_storage()
+    var addressLength: socklen_t = 0
+    var message = msghdr()
+    /// The vectors of `message`: up to `OpRecord.inlineVectorCount` here, more in
+    /// `spilledVectors` (allocated by `vectors(_:count:)`, freed with the record).
+    var iov = (iovec(), iovec(), iovec(), iovec())
+    var spilledVectors: UnsafeMutablePointer<iovec>?
+}
+
 /// The operation records, in chunks that never move (the kernel holds pointers into them).
 /// Reactor thread only.
 struct OpTable: ~Copyable {
@@ -187,6 +230,9 @@ struct OpTable: ~Copyable {
     static let chunkSize = 1 << chunkShift
 
     private var chunks: [UnsafeMutablePointer<OpRecord>] = []
+    /// Each chunk's extras, mapped (zero pages until written).
+    private var extras: [UnsafeMutablePointer<OpExtras>] = []
+    private static let extrasByteCount = chunkSize * MemoryLayout<OpExtras>.stride
     private var freeHead: Int32 = -1
     /// Records in use.
     private(set) var count = 0
@@ -196,6 +242,7 @@ struct OpTable: ~Copyable {
             chunk.deinitialize(count: Self.chunkSize)
             chunk.deallocate()
         }
+        for chunk in extras { sys_unmap(chunk, Self.extrasByteCount) }
     }
 
     @inline(__always)
@@ -266,9 +313,16 @@ struct OpTable: ~Copyable {
     private mutating func grow() {
         let chunk = UnsafeMutablePointer<OpRecord>.allocate(capacity: Self.chunkSize)
         chunk.initialize(repeating: OpRecord(), count: Self.chunkSize)
+        guard let extrasMemory = sys_mapAnonymous(Self.extrasByteCount) else {
+            fatalError("Socket2Async: out of memory for operation records")
+        }
+        // Zero-filled by the kernel: a valid `OpExtras` in every slot without touching a page.
+        let extrasChunk = extrasMemory.bindMemory(to: OpExtras.self, capacity: Self.chunkSize)
         let base = Int32(chunks.count << Self.chunkShift)
         chunks.append(chunk)
+        extras.append(extrasChunk)
         for offset in stride(from: Self.chunkSize - 1, through: 0, by: -1) {
+            chunk[offset].extras = extrasChunk + offset
             chunk[offset].index = base + Int32(offset)
             chunk[offset].next = freeHead
             freeHead = base + Int32(offset)
@@ -308,9 +362,12 @@ final class IOState: @unchecked Sendable {
     /// Datagrams a stopped multishot receive took from the kernel after its iterator went away:
     /// the socket's next receives return them first, oldest first (io_uring).
     private(set) var strandedDatagrams: [StrandedDatagram] = []
-    /// Whether `strandedDatagrams` has any: read by calls tried from other threads, which must
-    /// then go through the reactor thread.
+    /// Whether the reactor holds input of this socket: stranded datagrams, or a lean receive's
+    /// multishot request and the chunks it took. Read by calls tried from other threads, which
+    /// must then go through the reactor thread (where the held input comes first).
     let hasStrandedDatagrams = Atomic<Bool>(false)
+    /// The lean receive's state (io_uring; see `ReceivePool`).
+    var pooled = PooledInput()
     /// The epoll registration (index | generation << 32 in the reactor's table), 0 when none.
     var registration: UInt64 = 0
     /// Whether the epoll registration includes `EPOLLOUT` (always for a stream socket; for a
@@ -347,6 +404,11 @@ final class IOState: @unchecked Sendable {
         hasStrandedDatagrams.store(true, ordering: .relaxed)
     }
 
+    /// Recomputes `hasStrandedDatagrams` after the held input changed.
+    func refreshHeldInput() {
+        hasStrandedDatagrams.store(!strandedDatagrams.isEmpty || pooled.isActive, ordering: .relaxed)
+    }
+
     /// The oldest stranded datagram, taken off the queue unless `peek`. On a stream socket
     /// (where the "datagrams" are chunks of the byte stream) at most `maxCount` bytes of it: the
     /// rest stays queued, as the kernel keeps what a short read leaves.
@@ -359,7 +421,7 @@ final class IOState: @unchecked Sendable {
         }
         if !peek {
             strandedDatagrams.removeFirst()
-            if strandedDatagrams.isEmpty { hasStrandedDatagrams.store(false, ordering: .relaxed) }
+            if strandedDatagrams.isEmpty { refreshHeldInput() }
         }
         return first
     }
@@ -367,7 +429,7 @@ final class IOState: @unchecked Sendable {
     /// Drops the stranded datagrams (the socket is closed).
     func dropStrandedDatagrams() {
         strandedDatagrams.removeAll()
-        hasStrandedDatagrams.store(false, ordering: .relaxed)
+        refreshHeldInput()
     }
 
     /// Learns from a receive's result: `EAGAIN`, or a short read of a stream (the kernel's

@@ -56,6 +56,9 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     public private(set) var backend: Backend = .epoll
     /// Whether sockets keep readiness flags (the backend's `tracksReadiness`). Constant.
     private(set) var tracksReadiness = true
+    /// Whether lean receives of stream sockets draw from a shared ring of provided buffers
+    /// (io_uring with multishot receives). Constant.
+    private(set) var usesReceivePool = false
     /// Wakes the reactor from its wait. Open for the reactor's whole life.
     let wakeFD: CInt
     private let inbox = Inbox()
@@ -80,6 +83,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @exclusivity(unchecked) var timers = TimerHeap()
     /// The backend; set on the reactor thread before `init` returns.
     @exclusivity(unchecked) var impl: (any ReactorBackend)!
+    /// The backend when it is io_uring (no dynamic cast on the lean receive's path).
+    @exclusivity(unchecked) private(set) var uring: URingBackend?
     /// Shutting down: new operations fail at once with `ReactorError.shutDown`.
     @exclusivity(unchecked) var stopping = false
     /// The job running now is an actor's, not a task's that prefers the reactor (`onReactor`).
@@ -242,6 +247,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             impl = try makeBackend(requested, options: options)
             backend = impl.kind
             tracksReadiness = impl.tracksReadiness
+            uring = impl as? URingBackend
+            usesReceivePool = uring?.supportsMultishot ?? false
         } catch {
             startupError = error
             latch.post()
@@ -521,6 +528,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         // the call when it starts), so the task goes behind the others explicitly.
         if pollRequested && isCurrent { await Task.yield() }
         if io.closed { throw ReactorError.socketClosed }
+        if kind.receivesData && io.pooled.isActive { await takeBackPooledInput(io) }
         let index = ops.allocate(kind, fd: io.fd, io: io)
         let record = ops.record(index)
         prepare(record)
@@ -662,6 +670,8 @@ struct ReactorOptions: Sendable {
     /// io_uring submission and completion queue sizes.
     var submissionEntries: UInt32 = 1024
     var completionEntries: UInt32 = 8192
+    /// The sizes of the io_uring receive pool of lean receives.
+    var receivePool = ReceivePoolSize()
 }
 
 extension Duration {

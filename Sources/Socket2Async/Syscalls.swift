@@ -126,6 +126,20 @@ func sys_pollNow(_ fd: CInt, events: CShort) -> Int {
     return result == 0 ? -Int(EAGAIN) : Int(entry.revents)
 }
 
+// MARK: - Memory
+
+/// `mmap(2)` of `count` bytes of private anonymous memory (pages become resident when first
+/// written), or nil.
+func sys_mapAnonymous(_ count: Int) -> UnsafeMutableRawPointer? {
+    let address = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    return address == MAP_FAILED ? nil : address
+}
+
+/// `munmap(2)`.
+func sys_unmap(_ address: UnsafeMutableRawPointer, _ count: Int) {
+    _ = munmap(address, count)
+}
+
 // MARK: - epoll and eventfd
 
 func sys_epoll_create() -> Int {

@@ -84,3 +84,25 @@ final class OrphanedJobRunner: Sendable {
         }
     }
 }
+
+/// Memory each thread owns for receives whose bytes are lent to a closure before the thread
+/// can run anything else (`AsyncSocket.receive(_:)` with epoll): 64 KiB, made at the thread's
+/// first use and freed when it ends.
+enum ThreadScratch {
+    static let size = 64 * 1024
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let result = pthread_key_create(&key) { free($0) }
+        precondition(result == 0, "pthread_key_create failed: \(result)")
+        return key
+    }()
+
+    /// This thread's scratch memory.
+    static var current: UnsafeMutableRawBufferPointer {
+        if let memory = pthread_getspecific(key) { return UnsafeMutableRawBufferPointer(start: memory, count: size) }
+        guard let memory = malloc(size) else { fatalError("Socket2Async: out of memory") }
+        pthread_setspecific(key, memory)
+        return UnsafeMutableRawBufferPointer(start: memory, count: size)
+    }
+}

@@ -28,8 +28,11 @@ final class URingBackend: ReactorBackend {
     private static let ignoredTag: UInt64 = 1 << 63 | 2
     /// Whether the wake-up poll on the reactor's eventfd is armed.
     private var wakeArmed = false
-    private var nextBufferGroup: UInt16 = 1
+    var nextBufferGroup: UInt16 = 1
     let supportsMultishot: Bool
+    /// The buffers of lean receives, made at the first one.
+    var pool: ReceivePool?
+    let poolSize: ReceivePoolSize
 
     var kind: Reactor.Backend { .ioUring }
     var tracksReadiness: Bool { false }
@@ -38,6 +41,7 @@ final class URingBackend: ReactorBackend {
         if options.failIoUringProbe { throw ReactorError.ioUringUnavailable("the io_uring probe was made to fail") }
         self.reactor = reactor
         owner = OwningReactor(reactor)
+        poolSize = options.receivePool
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
         completions = .allocate(capacity: Self.batch)
@@ -103,13 +107,17 @@ final class URingBackend: ReactorBackend {
     private(set) var isDestroyed = false
 
     func destroy() {
+        pool?.destroy()
+        pool = nil
         isDestroyed = true
         io_uring_queue_exit(ring)
         ring.deallocate()
         completions.deallocate()
     }
 
-    func forget(_ io: IOState) {}
+    func forget(_ io: IOState) {
+        if io.pooled.isActive { forgetPooled(io) }
+    }
 
     // MARK: Submission
 
@@ -131,10 +139,14 @@ final class URingBackend: ReactorBackend {
             startStreamWait(record)
             return
         }
+        if record.pointee.kind == .pooledWait {
+            record.pointee.io!._withUnsafeGuaranteedRef { startPooledWait(index, record, $0) }
+            return
+        }
         if record.pointee.kind == .accept, let io = record.pointee.io?.takeUnretainedValue(),
            !io.strandedConnections.isEmpty {
             let fd = io.strandedConnections.removeFirst()
-            record.pointee.addressLength = socklen_t(max(0, sys_getpeername(fd, withUnsafeMutablePointer(to: &record.pointee.address) { $0 })))
+            record.pointee.addressLength = socklen_t(max(0, sys_getpeername(fd, UnsafeMutableRawPointer(OpRecord.addressPointer(record)).assumingMemoryBound(to: sockaddr_storage.self))))
             reactor.complete(record, Int(fd))
             return
         }
@@ -142,8 +154,8 @@ final class URingBackend: ReactorBackend {
         owner { $0.markPending(record, input: record.pointee.kind.waitsForInput || record.pointee.kind == .close) }
     }
 
-    /// Queues the request of a one-shot operation.
-    private func submit(_ record: UnsafeMutablePointer<OpRecord>) {
+    /// Queues the request of an operation.
+    func submit(_ record: UnsafeMutablePointer<OpRecord>) {
         let entry = sqe()
         let fd = record.pointee.fd
         switch record.pointee.kind {
@@ -181,7 +193,9 @@ final class URingBackend: ReactorBackend {
             io_uring_prep_poll_add(entry, fd, UInt32(POLLIN))
         case .writable:
             io_uring_prep_poll_add(entry, fd, UInt32(POLLOUT))
-        case .streamWait, .wakeRead:
+        case .pooledMultishot:
+            preparePooled(entry, fd: fd)
+        case .streamWait, .wakeRead, .pooledWait, .inputReady:
             io_uring_prep_nop(entry)
         }
         if !record.pointee.kind.waitsForInput { pollFirstWhenFull(entry, record) }
@@ -223,6 +237,8 @@ final class URingBackend: ReactorBackend {
             let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
             if stream.waiter == index { stream.waiter = -1 }
             reactor.complete(record, record.pointee.cancelReason.resultCode)
+        case .pooledWait:
+            record.pointee.io!._withUnsafeGuaranteedRef { cancelPooledWait(index, record, $0) }
         default:
             if record.pointee.backingOff {
                 // Waiting for a retry timer, not in the kernel.
@@ -336,6 +352,8 @@ final class URingBackend: ReactorBackend {
             let more = flags & IORING_CQE_F_MORE != 0
             stream.deliver(result, flags, backend: self)
             if !more { finishMultishot(record, stream) }
+        case .pooledMultishot:
+            deliverPooled(record, result, flags)
         default:
             if record.pointee.cancelReason != .none && (result == -ECANCELED || result == -EINTR || result == -EAGAIN) {
                 reactor.complete(record, record.pointee.cancelReason.resultCode)
@@ -452,12 +470,20 @@ final class URingBackend: ReactorBackend {
     func registerBufferRing(_ ringMemory: UnsafeMutablePointer<io_uring_buf_ring>, entries: UInt32) -> Int {
         let group = nextBufferGroup
         nextBufferGroup &+= 1
+        let result = registerBufferRing(ringMemory, entries: entries, group: group, flags: 0)
+        return result < 0 ? result : Int(group)
+    }
+
+    /// Registers a ring of provided buffers as `group` (`io_uring_register_buf_ring`), with the
+    /// registration's `flags` (`IOU_PBUF_RING_INC`); 0 or `-errno`.
+    func registerBufferRing(_ ringMemory: UnsafeMutablePointer<io_uring_buf_ring>, entries: UInt32,
+                            group: UInt16, flags: UInt16) -> Int {
         var registration = io_uring_buf_reg()
         registration.ring_addr = UInt64(UInt(bitPattern: ringMemory))
         registration.ring_entries = entries
         registration.bgid = group
-        let result = io_uring_register_buf_ring(ring, &registration, 0)
-        return result < 0 ? Int(result) : Int(group)
+        registration.pad = flags  // `flags` in newer kernel headers
+        return Int(io_uring_register_buf_ring(ring, &registration, 0))
     }
 
     func unregisterBufferRing(_ group: UInt16) {

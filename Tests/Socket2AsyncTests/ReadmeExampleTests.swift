@@ -17,8 +17,20 @@ extension AsyncTests {
             let server = Task(executorPreference: reactor) {
                 for try await (connection, _) in listener.incoming {
                     Task(executorPreference: reactor) {
-                        while let bytes = try? await connection.recv(maxCount: 65536), !bytes.isEmpty {
-                            try await connection.sendAll(bytes)
+                        var unsent: [UInt8] = []
+                        // `receive` lends the bytes from the reactor's memory: no buffer per connection.
+                        while let count = try? await connection.receive({ bytes in
+                            bytes.withUnsafeBytes { buffer in
+                                // Echo straight from them; copy only what the kernel cannot take now.
+                                let sent = (try? connection.sendWithFlags(buffer, flags: .noSignal)) ?? 0
+                                unsent += buffer[sent...]
+                            }
+                            return bytes.byteCount
+                        }), count > 0 {
+                            if !unsent.isEmpty {
+                                try await connection.sendAll(unsent)
+                                unsent.removeAll()
+                            }
                         }
                         try? await connection.close()
                     }

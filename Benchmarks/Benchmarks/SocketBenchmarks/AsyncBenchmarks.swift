@@ -113,6 +113,21 @@ func asyncBenchmarks(_ backend: Reactor.Backend, name: String) {
         return (bench, try Connection.tcp(on: bench.reactor))
     }
 
+    // The lean receive (`receive(_:)`) of bytes that are there: on io_uring the multishot
+    // request stays in the kernel, each completion lends a chunk of the shared buffer ring.
+    Benchmark("\(name).receive") { (benchmark: Benchmark, state: (BenchReactor, Connection<AsyncSocket>)) in
+        let (bench, connection) = state
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                try connection.peerSend()
+                blackHole(try await connection.local.receive { $0.byteCount })
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try Connection.tcp(on: bench.reactor))
+    }
+
     Benchmark("\(name).send") { (benchmark: Benchmark, state: (BenchReactor, Connection<AsyncSocket>)) in
         let (bench, connection) = state
         await bench.measure(benchmark) {
@@ -267,6 +282,8 @@ func asyncBenchmarks(_ backend: Reactor.Backend, name: String) {
         }
     }
     awaitResumed("await-resumed") { pair in try await pair.local.recv(into: pair.buffer) }
+    // The same wait with the lean receive.
+    awaitResumed("await-resumed-receive") { pair in try await pair.local.receive { $0.byteCount } }
     // With a deadline on every receive (`AsyncSocket.withTimeout`): the waiting receive has a
     // timer, removed when the echo completes it.
     awaitResumed("await-resumed-timeout") { pair in

@@ -1,8 +1,9 @@
 // Socket2Async on an epoll or io_uring reactor, written the way a user of the library should
 // write a server: every task runs on its socket's reactor (`Task(executorPreference:)`),
 // connections come from `incoming` and datagrams from `datagrams(maxSize:)` (multishot accept
-// and multishot recvmsg with provided buffers on io_uring), one task per connection, one
-// reactor per thread, all serving one socket (or one SO_REUSEPORT socket each, when asked).
+// and multishot recvmsg with provided buffers on io_uring), one task per connection reading with
+// the lean receive (no buffer per connection), one reactor per thread, all serving one socket
+// (or one SO_REUSEPORT socket each, when asked).
 import CBenchSupport
 import Socket2
 import Socket2Async
@@ -158,17 +159,26 @@ private func serve(_ socket: AsyncSocket, mode: ServerMode, stats: ServerStats) 
     }
 }
 
-/// Echoes (or discards) what a connection sends until the peer closes it.
+/// Echoes (or discards) what a connection sends until the peer closes it, holding no buffer
+/// while it waits: the lean receive lends each chunk's bytes (from the reactor's shared buffer
+/// ring on io_uring, from thread memory on epoll), and the echo goes straight back from them
+/// with a non-blocking `send(2)`. Only what the kernel cannot take at once is copied, and sent
+/// with an await after the receive returns.
 private func serveConnection(_ connection: AsyncSocket, echo: Bool, stats: ServerStats) async {
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: receiveBufferSize, alignment: 16)
-    defer { buffer.deallocate() }
+    var unsent: [UInt8] = []
     do {
         while true {
-            let count = try await connection.recv(into: buffer)
+            let count = try await connection.receive { bytes in
+                if echo && bytes.byteCount > 0 { sendNow(bytes, on: connection, keeping: &unsent) }
+                return bytes.byteCount
+            }
             if count == 0 { break }
             if echo {
                 stats.add(1)
-                try await connection.sendAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+                if !unsent.isEmpty {
+                    try await connection.sendAll(unsent)
+                    unsent.removeAll()  // rare: keep no memory for it
+                }
             } else {
                 stats.add(count)
             }
@@ -177,6 +187,15 @@ private func serveConnection(_ connection: AsyncSocket, echo: Bool, stats: Serve
         // Reset by the peer: the connection ends.
     }
     try? await connection.close()
+}
+
+/// Sends `bytes` without waiting and appends to `unsent` what the kernel did not take (all of
+/// it after an error: the awaited send that follows reports the error).
+private func sendNow(_ bytes: RawSpan, on connection: AsyncSocket, keeping unsent: inout [UInt8]) {
+    bytes.withUnsafeBytes { buffer in
+        let sent = (try? connection.sendWithFlags(buffer, flags: .noSignal)) ?? 0
+        if sent < buffer.count { unsent.append(contentsOf: buffer[sent...]) }
+    }
 }
 
 /// The largest datagram the UDP servers take (the scenarios send at most 1,200 bytes).

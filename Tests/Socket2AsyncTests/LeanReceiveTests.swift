@@ -1,0 +1,280 @@
+import Testing
+@testable import Socket2Async
+import Socket2
+import SystemPackage
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Receives with the lean receive until the stream ends; returns every byte.
+func receiveAll(_ socket: AsyncSocket) async throws -> [UInt8] {
+    var bytes: [UInt8] = []
+    while true {
+        let count = try await socket.receive { span in
+            span.withUnsafeBytes { bytes.append(contentsOf: $0) }
+            return span.byteCount
+        }
+        if count == 0 { return bytes }
+    }
+}
+
+/// Receives with the lean receive until `count` bytes came (fails at the end of the stream).
+func receiveExactly(_ socket: AsyncSocket, _ count: Int) async throws -> [UInt8] {
+    var bytes: [UInt8] = []
+    while bytes.count < count {
+        let received = try await socket.receive { span in
+            span.withUnsafeBytes { bytes.append(contentsOf: $0) }
+            return span.byteCount
+        }
+        if received == 0 { throw Errno.connectionReset }
+    }
+    return bytes
+}
+
+/// `count` connected pairs on `reactor`: (clients, servers).
+func tcpPairs(_ reactor: Reactor, _ count: Int) async throws -> ([AsyncSocket], [AsyncSocket]) {
+    let (listener, address) = try tcpListener(reactor, backlog: CInt(count + 16))
+    var clients: [AsyncSocket] = []
+    var servers: [AsyncSocket] = []
+    for _ in 0..<count {
+        let client = try AsyncSocket(domain: .ipv4, type: .stream, reactor: reactor)
+        try await client.connect(address)
+        clients.append(client)
+        servers.append(try await listener.accept().socket)
+    }
+    try await listener.close()
+    return (clients, servers)
+}
+
+/// Receive-pool figures (io_uring; zeros on epoll).
+func poolFigures(_ reactor: Reactor) async -> (exhaustions: Int, buffers: Int, incremental: Bool) {
+    await onReactor(reactor) {
+        guard let pool = (reactor.impl as? URingBackend)?.pool else { return (0, 0, false) }
+        return (pool.exhaustions, pool.bufferCount, pool.incremental)
+    }
+}
+
+extension AsyncTests {
+@Suite("Lean receive")
+struct LeanReceiveTests {
+    @Test("Many connections, many chunks: every byte in order, from tasks on and off the reactor", arguments: backends)
+    func integrity(backend: Reactor.Backend) async throws {
+        try await withReactor(backend, timeout: 60) { reactor in
+            let connections = 24
+            let (clients, servers) = try await tcpPairs(reactor, connections)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<connections {
+                    let expected = pattern(40_000 + index * 997, seed: index)
+                    let server = servers[index], client = clients[index]
+                    group.addTask(executorPreference: index % 2 == 0 ? reactor : nil) {
+                        let received = try await receiveAll(server)
+                        #expect(received == expected)
+                    }
+                    group.addTask {
+                        var offset = 0, step = 1
+                        while offset < expected.count {
+                            let end = min(expected.count, offset + step)
+                            try await client.sendAll(Array(expected[offset..<end]))
+                            offset = end
+                            step = step * 3 % 4099 + 1
+                        }
+                        try await client.shutdown(.write)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for socket in clients + servers { try await socket.close() }
+            #expect(await pendingOperations(reactor) == 0)
+        }
+    }
+
+    @Test("Bytes come as they arrive, and a large send in several calls", arguments: backends)
+    func partialDelivery(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            try await client.sendAll([1, 2, 3])
+            // Fewer bytes than a buffer: the call returns with what came.
+            #expect(try await server.receive { span in span.withUnsafeBytes { Array($0) } } == [1, 2, 3])
+            let large = pattern(1 << 20)
+            async let sent: Void = client.sendAll(large)
+            var calls = 0
+            var received: [UInt8] = []
+            while received.count < large.count {
+                try await server.receive { span in
+                    #expect(span.byteCount > 0 && span.byteCount <= 64 * 1024)
+                    span.withUnsafeBytes { received.append(contentsOf: $0) }
+                }
+                calls += 1
+            }
+            try await sent
+            #expect(received == large)
+            #expect(calls > 1)
+        }
+    }
+
+    @Test("The end of the stream is an empty span, every time", arguments: backends)
+    func endOfStream(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            try await client.sendAll([9, 8])
+            try await client.shutdown(.write)
+            #expect(try await receiveAll(server) == [9, 8])
+            #expect(try await server.receive { $0.byteCount } == 0)
+            // A receive waiting when the peer ends the stream.
+            let (client2, server2) = try await tcpPair(reactor)
+            let waiting = Task(executorPreference: reactor) { try await server2.receive { $0.byteCount } }
+            await waitUntilPending(reactor)
+            try await client2.close()
+            #expect(try await waiting.value == 0)
+        }
+    }
+
+    @Test("Cancelled receives lose no byte, whenever the cancellation comes", arguments: backends)
+    func cancellationLosesNothing(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            // Cancelled while waiting: what comes later is received next.
+            let waiting = Task(executorPreference: reactor) { try await server.receive { $0.byteCount } }
+            await waitUntilPending(reactor)
+            waiting.cancel()
+            await expectCancelled(waiting)
+            try await client.sendAll([7])
+            #expect(try await receiveExactly(server, 1) == [7])
+            // Cancellations racing with arriving bytes: every byte is received once, in order.
+            let rounds = 200
+            var all: [UInt8] = []
+            for round in 0..<rounds {
+                let task = Task(executorPreference: round % 2 == 0 ? reactor : nil) {
+                    try await server.receive { span in span.withUnsafeBytes { Array($0) } }
+                }
+                try await client.sendAll([UInt8(truncatingIfNeeded: round)])
+                task.cancel()
+                if let bytes = try? await task.value { all += bytes }
+            }
+            try await client.shutdown(.write)
+            all += try await receiveAll(server)
+            #expect(all == (0..<rounds).map { UInt8(truncatingIfNeeded: $0) })
+        }
+    }
+
+    @Test("Mixed with recv(into:) and a stream: bytes the multishot took come first", arguments: backends)
+    func mixing(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            try await client.sendAll([1])
+            #expect(try await receiveExactly(server, 1) == [1])
+            // The lean receive's request stays in the kernel and takes these into its queue.
+            for byte in 2...9 as ClosedRange<UInt8> { try await client.sendAll([byte]) }
+            #expect(try await recvExactly(server, 4) == [2, 3, 4, 5])
+            // A lean receive takes what is there (some of 6…9), recv(into:) the rest.
+            let some = try await server.receive { span in span.withUnsafeBytes { Array($0) } }
+            #expect(try await some + recvExactly(server, 4 - some.count) == [6, 7, 8, 9])
+            try await client.sendAll([10, 11, 12])
+            #expect(try await receiveExactly(server, 3) == [10, 11, 12])
+            try await client.sendAll([13, 14])
+            var iterator = server.datagrams(maxSize: 16).makeAsyncIterator()
+            var viaStream: [UInt8] = []
+            while viaStream.count < 2, let chunk = try await iterator.next() { viaStream += chunk.bytes }
+            #expect(viaStream == [13, 14])
+            try await client.sendAll([15])
+            try await client.shutdown(.write)
+            #expect(try await receiveAll(server) == [15])
+        }
+    }
+
+    @Test("A tiny buffer ring and many connections: ENOBUFS loses no byte and starves no connection", arguments: backends)
+    func exhaustedRing(backend: Reactor.Backend) async throws {
+        var options = ReactorOptions()
+        options.receivePool = ReceivePoolSize(bufferSize: 512, minimumBuffers: 1, maximumBuffers: 2)
+        let reactor = try Reactor(backend: backend, options: options)
+        defer { reactor.shutdown() }
+        try await withTimeout(60) {
+            let connections = 64
+            let (clients, servers) = try await tcpPairs(reactor, connections)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<connections {
+                    let expected = pattern(24_000, seed: index)
+                    let server = servers[index], client = clients[index]
+                    group.addTask(executorPreference: reactor) {
+                        let received = try await receiveAll(server)
+                        #expect(received == expected)
+                    }
+                    group.addTask {
+                        try await client.sendAll(expected)
+                        try await client.shutdown(.write)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let figures = await poolFigures(reactor)
+            if backend == .ioUring {
+                #expect(figures.exhaustions > 0)
+                #expect(figures.buffers <= 2)
+                #expect(figures.incremental, "IOU_PBUF_RING_INC (Linux 6.12) not taken")
+            }
+            for socket in clients + servers { try await socket.close() }
+            #expect(await pendingOperations(reactor) == 0)
+        }
+    }
+
+    @Test("Close and shutdown end a waiting receive cleanly", arguments: backends)
+    func closeWhileWaiting(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            let waiting = Task(executorPreference: reactor) { try await server.receive { $0.byteCount } }
+            await waitUntilPending(reactor)
+            try await server.close()
+            await #expect(throws: ReactorError.socketClosed) { try await waiting.value }
+            let (client2, server2) = try await tcpPair(reactor)
+            let reading = Task { try await server2.receive { $0.byteCount } }
+            await waitUntilPending(reactor)
+            try await server2.shutdown(.read)
+            #expect(try await reading.value == 0)
+            try await server2.close()
+            for socket in [client, client2] { try await socket.close() }
+            #expect(await pendingOperations(reactor) == 0)
+        }
+        // A reactor shut down under a waiting receive.
+        let reactor = try Reactor(backend: backend)
+        let (client, server) = try await tcpPair(reactor)
+        defer { withExtendedLifetime(client) {} }
+        let waiting = Task(executorPreference: reactor) { try await server.receive { $0.byteCount } }
+        await waitUntilPending(reactor)
+        reactor.shutdown()
+        await #expect(throws: ReactorError.shutDown) { try await waiting.value }
+    }
+
+    @Test("A deadline ends a waiting receive, and the bytes that come later are kept", arguments: backends)
+    func deadline(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            await Task(executorPreference: reactor) {
+                await expectTimedOut(atLeast: .milliseconds(20)) {
+                    try await AsyncSocket.withTimeout(.milliseconds(20)) { try await server.receive { $0.byteCount } }
+                }
+            }.value
+            try await client.sendAll([4, 5, 6])
+            #expect(try await receiveExactly(server, 3) == [4, 5, 6])
+            #expect(await pendingOperations(reactor) <= 1)  // io_uring: the multishot request
+        }
+    }
+
+    @Test("An idle connection holds no buffer of the pool", arguments: [Reactor.Backend.ioUring])
+    func idleHoldsNothing(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (clients, servers) = try await tcpPairs(reactor, 16)
+            // Each server socket has a receive waiting, then idles with its request armed.
+            for (client, server) in zip(clients, servers) {
+                try await client.sendAll([1])
+                #expect(try await receiveExactly(server, 1) == [1])
+            }
+            let held = await onReactor(reactor) { () -> Int in
+                let pool = (reactor.impl as? URingBackend)?.pool
+                return servers.reduce(0) { $0 + $1.io.pooled.chunks.count } + (pool.map { $0.bufferCount - $0.published } ?? -1)
+            }
+            #expect(held == 0)
+        }
+    }
+}
+}
