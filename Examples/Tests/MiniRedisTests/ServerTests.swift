@@ -351,8 +351,11 @@ final class RedisServer: Sendable {
         throw TimedOut()
     }
 
+    /// SIGKILL and `waitpid` (Foundation's `waitUntilExit` can hang in an async test).
     func stop() {
-        process.terminate()
-        process.waitUntilExit()
+        let pid = process.processIdentifier
+        kill(pid, SIGKILL)
+        var status: CInt = 0
+        waitpid(pid, &status, 0)
     }
 }
