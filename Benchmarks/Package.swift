@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 // The benchmarks of Socket2: a separate package, so that SwiftNIO and package-benchmark never
 // enter the library's dependency graph.
 //
@@ -38,6 +38,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Accept throughput of ReactorGroup.serve: one shared listening socket against SO_REUSEPORT.
+        .executableTarget(
+            name: "serve-accept",
+            dependencies: [
+                .product(name: "Socket2", package: "Socket2"),
+                .product(name: "Socket2Async", package: "Socket2"),
+            ]
+        ),
         // package-benchmark suites (the plugin finds them in Benchmarks/<Name>/).
         .executableTarget(
             name: "SocketBenchmarks",
@@ -60,6 +68,15 @@ let package = Package(
                 .product(name: "Socket2Async", package: "Socket2"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        // Sockets handed between Socket2 and SwiftNIO, both ways (and the DocC article's snippets).
+        .testTarget(
+            name: "NIOHandOffTests",
+            dependencies: [
+                .product(name: "Socket2", package: "Socket2"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
     ],

@@ -17,12 +17,15 @@ socket2's `Socket` must also be reachable from `SockRef` (socket2's SockRef dere
 
 Prints, by section: the items missing, those on Socket but not on SockRef, the items not
 applicable in Swift (with the reason), the §10 "beyond socket2" items (informational), the
-public symbols without a doc comment, those whose only doc comment is inherited, and
-(informational) SocketHandle methods whose comment names no C constant or manual page.
+public symbols without a doc comment, those whose only doc comment is inherited,
+(informational) SocketHandle methods whose comment names no C constant or manual page, and the
+options and control messages whose doc comments do not name each other (ControlMessage's naming
+rule: the option keeps socket2's name, the message is named in whole words).
 With --verbose, every item and where it was found.
 
-Exit status: 0 when nothing of §3–4 is missing and every public symbol is documented (by its own
-comment or, for protocol requirements such as `==` and `description`, by inheritance);
+Exit status: 0 when nothing of §3–4 is missing, every public symbol is documented (by its own
+comment or, for protocol requirements such as `==` and `description`, by inheritance) and every
+option and its control message name each other;
 1 when something is missing or undocumented; 2 when the item list or the tools fail.
 Stdlib only.
 """
@@ -359,6 +362,55 @@ def doc_report(graph):
     return sorted(undocumented, key=key), sorted(inherited, key=key), sorted(unnamed, key=key)
 
 
+# The naming rule of control messages (ControlMessage's "Names"): the options keep socket2's
+# rule, the messages are named in whole words, and each names its twin in its doc comment.
+# (option on SocketHandle, control-message case)
+CONTROL_MESSAGE_TWINS = [
+    ("setTimestamp", "ReceivedControlMessage.timestamp"),
+    ("setTimestampns", "ReceivedControlMessage.timestampNs"),
+    ("setTimestamping", "ReceivedControlMessage.timestamping"),
+    ("setRecvPktinfoV4", "ReceivedControlMessage.packetInfoV4"),
+    ("setRecvPktinfoV6", "ReceivedControlMessage.packetInfoV6"),
+    ("setRecvTosV4", "ReceivedControlMessage.tosV4"),
+    ("setRecvTclassV6", "ReceivedControlMessage.trafficClassV6"),
+    ("setRecvTtlV4", "ReceivedControlMessage.ttlV4"),
+    ("setRecvHoplimitV6", "ReceivedControlMessage.hopLimitV6"),
+    ("setUdpGro", "ReceivedControlMessage.udpGroSegmentSize"),
+    ("setPasscred", "ReceivedControlMessage.credentials"),
+    ("setRecvErrV4", "ReceivedControlMessage.extendedError"),
+    ("setRecvErrV6", "ReceivedControlMessage.extendedError"),
+    ("setZerocopy", "ReceivedControlMessage.zeroCopy"),
+    ("setTtlV4", "ControlMessage.ttlV4"),
+    ("setTosV4", "ControlMessage.tosV4"),
+    ("setTclassV6", "ControlMessage.trafficClassV6"),
+    ("setUnicastHopsV6", "ControlMessage.hopLimitV6"),
+    ("setUdpSegment", "ControlMessage.udpSegment"),
+]
+
+
+def doc_text(symbol):
+    doc = symbol.get("docComment") or {}
+    return " ".join(l["text"] for l in doc.get("lines", []))
+
+
+def control_message_twin_report(graph):
+    """The pairs of CONTROL_MESSAGE_TWINS whose option or message is missing, or whose doc
+    comment does not name the other."""
+    problems = []
+    for option, case in CONTROL_MESSAGE_TWINS:
+        owner, member = case.split(".")
+        options = graph.find_member("SocketHandle", option)
+        cases = graph.find_member(owner, member)
+        if not options or not cases:
+            problems.append(f"{option} ↔ {case}: {'option' if not options else 'case'} not found")
+            continue
+        if not re.search(rf"\b{member}\(", doc_text(options[0][1])):
+            problems.append(f"{option}'s doc comment does not name {case}")
+        if not re.search(rf"\b{option}\(", doc_text(cases[0][1])):
+            problems.append(f"{case}'s doc comment does not name {option}")
+    return problems
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -454,7 +506,14 @@ def main():
             for name, s in unnamed:
                 print(f"    {name:<52} {line_of(s)}")
 
-    return 1 if (missing or gaps or undocumented) else 0
+    twins = [] if args.skip_docs else control_message_twin_report(graph)
+    if not args.skip_docs:
+        print(f"\nControl-message names: {len(CONTROL_MESSAGE_TWINS)} option/message pairs, "
+              f"{len(twins)} not naming each other.")
+        for problem in twins:
+            print(f"    {problem}")
+
+    return 1 if (missing or gaps or undocumented or twins) else 0
 
 
 if __name__ == "__main__":

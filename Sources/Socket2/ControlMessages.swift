@@ -20,6 +20,20 @@ import SystemPackage
 ///
 /// Encode messages into a ``ControlMessageBuffer``. Received messages are
 /// ``ReceivedControlMessage``s, which also cover what only the kernel sends (timestamps, errors).
+///
+/// ## Names
+///
+/// A control message is named for what it carries, in whole words, with the family's suffix
+/// where there is one: `packetInfoV4` (`IP_PKTINFO`), `hopLimitV6` (`IPV6_HOPLIMIT`),
+/// `trafficClassV6` (`IPV6_TCLASS`), `timestampNs` (`SCM_TIMESTAMPNS`). The same name is used
+/// for a message sent, a message received (``ReceivedControlMessage``) and the room it takes
+/// (``ReceivedControlMessage/Kind``). The options that switch messages on, or set the same value
+/// for every datagram, keep socket2's rule instead — the C option's name in lowerCamelCase:
+/// `setRecvPktinfoV4` (`IP_PKTINFO`), `setRecvHoplimitV6` (`IPV6_RECVHOPLIMIT`), `setTclassV6`
+/// (`IPV6_TCLASS`), `setTimestampns` (`SO_TIMESTAMPNS`) — so the two spell some words
+/// differently, and each names the other in its documentation. Values whose C field is an
+/// `int` are `Int` here (`ttlV4(Int)`), where a setter of the same value keeps socket2's type
+/// (`setTtlV4(UInt32)`).
 public enum ControlMessage: Sendable, Hashable {
     /// `SOL_SOCKET`/`SCM_RIGHTS` (Unix sockets): passes open descriptors. The kernel duplicates
     /// them into the receiving process; the sender keeps its own and still closes them.
@@ -37,15 +51,21 @@ public enum ControlMessage: Sendable, Hashable {
     /// address (`::` = by route) and `interfaceIndex` the outgoing interface (0 = by route).
     case packetInfoV6(address: IPv6Address = .unspecified, interfaceIndex: UInt32 = 0)
     /// `IPPROTO_IP`/`IP_TOS`: the type-of-service byte of this datagram (sent as an `int`).
+    /// For every datagram: ``SocketHandle/setTosV4(_:)``.
     case tosV4(UInt8)
     /// `IPPROTO_IPV6`/`IPV6_TCLASS`: the traffic class of this datagram (`int`, -1 = default).
+    /// For every datagram: ``SocketHandle/setTclassV6(_:)``.
     case trafficClassV6(Int)
     /// `IPPROTO_IP`/`IP_TTL`: the time-to-live of this datagram (`int`, 1…255).
+    /// An `Int`, as its C field is an `int`, where ``SocketHandle/setTtlV4(_:)`` (for every
+    /// datagram) keeps socket2's `u32`.
     case ttlV4(Int)
     /// `IPPROTO_IPV6`/`IPV6_HOPLIMIT`: the hop limit of this datagram (`int`, -1 = default).
+    /// For every datagram: ``SocketHandle/setUnicastHopsV6(_:)``.
     case hopLimitV6(Int)
     /// `SOL_UDP`/`UDP_SEGMENT` (Linux 4.18): segment this send into datagrams of this many payload
     /// bytes (UDP generic segmentation offload, see `sendSegmented(_:segmentSize:to:flags:)`).
+    /// For every send: ``SocketHandle/setUdpSegment(_:)``.
     case udpSegment(UInt16)
     /// Any other message: `level`, `type` and the payload bytes as they are.
     case raw(level: CInt, type: CInt, data: [UInt8])
@@ -197,8 +217,8 @@ public struct ControlMessageBuffer: Sendable, Equatable {
     /// The bytes in use: encoded messages, or what the last receive reported (`msg_controllen`).
     public internal(set) var count: Int
 
-    /// An empty buffer with `capacity` bytes of storage (size it with
-    /// ``ControlMessage/space(forDataLength:)``). A negative capacity is taken as 0.
+    /// An empty buffer with `capacity` bytes of storage (for a receive, size it by the kinds
+    /// expected with ``init(receiving:)``). A negative capacity is taken as 0.
     public init(capacity: Int = 0) {
         storage = [UInt8](repeating: 0, count: max(0, capacity))
         count = 0
@@ -308,6 +328,9 @@ public struct ControlMessageBuffer: Sendable, Equatable {
 /// A control message received with `recvWithControl(into:control:flags:)`,
 /// decoded.
 ///
+/// Cases are named as ``ControlMessage``'s (see its "Names"), and each names the option that
+/// switches it on.
+///
 /// Every message the kernel delivers becomes exactly one value; one whose payload does not suit
 /// its type becomes ``malformed(_:)``, and one this type does not know ``unknown(level:type:data:)``.
 /// Timestamps are durations since the Unix epoch (`CLOCK_REALTIME`) unless the socket asked for
@@ -317,42 +340,55 @@ public enum ReceivedControlMessage: Sendable, CustomStringConvertible {
     /// closed when it goes away unless taken (``ReceivedDescriptors/take()``).
     case rights(ReceivedDescriptors)
     /// `SCM_CREDENTIALS`: the sender's credentials (`SO_PASSCRED` on the receiver).
+    /// Switched on by ``SocketHandle/setPasscred(_:)``.
     case credentials(pid: Int32, uid: UInt32, gid: UInt32)
     /// `SO_TIMESTAMP` (`SCM_TIMESTAMP`, `struct timeval`, microseconds): when the datagram
     /// arrived.
+    /// Switched on by ``SocketHandle/setTimestamp(_:)``.
     case timestamp(Duration)
     /// `SO_TIMESTAMPNS` (`SCM_TIMESTAMPNS`, `struct timespec`): when the datagram arrived.
+    /// Switched on by ``SocketHandle/setTimestampns(_:)``.
     case timestampNs(Duration)
     /// `SO_TIMESTAMPING` (`SCM_TIMESTAMPING`, `struct scm_timestamping`): the software and the raw
     /// hardware timestamp, each `nil` when the kernel left it zero. (The kernel switches receive
     /// timestamps on system-wide from a work queue: datagrams arriving in the moment after the
     /// first socket asks for them may come without this message.)
+    /// Switched on by ``SocketHandle/setTimestamping(_:)``.
     case timestamping(software: Duration?, hardware: Duration?)
     /// `IP_PKTINFO`: the datagram's destination address (`ipi_addr`), the interface it arrived
     /// on, and the local address the route chose (`ipi_spec_dst`).
+    /// Switched on by ``SocketHandle/setRecvPktinfoV4(_:)``.
     case packetInfoV4(destination: IPv4Address, interfaceIndex: UInt32, specDestination: IPv4Address)
     /// `IPV6_PKTINFO` (`IPV6_RECVPKTINFO` on): the datagram's destination address and the
     /// interface it arrived on.
+    /// Switched on by ``SocketHandle/setRecvPktinfoV6(_:)``.
     case packetInfoV6(address: IPv6Address, interfaceIndex: UInt32)
     /// `IP_TOS` (`IP_RECVTOS` on): the datagram's type-of-service byte.
+    /// Switched on by ``SocketHandle/setRecvTosV4(_:)``.
     case tosV4(UInt8)
     /// `IPV6_TCLASS` (`IPV6_RECVTCLASS` on): the datagram's traffic class.
+    /// Switched on by ``SocketHandle/setRecvTclassV6(_:)``.
     case trafficClassV6(Int)
     /// `IP_TTL` (`IP_RECVTTL` on): the datagram's time-to-live.
+    /// Switched on by ``SocketHandle/setRecvTtlV4(_:)``.
     case ttlV4(Int)
     /// `IPV6_HOPLIMIT` (`IPV6_RECVHOPLIMIT` on): the datagram's hop limit.
+    /// Switched on by ``SocketHandle/setRecvHoplimitV6(_:)``.
     case hopLimitV6(Int)
     /// `UDP_GRO` (`UDP_GRO` on): the datagrams were coalesced; each is this many bytes but the
     /// last, which may be shorter.
+    /// Switched on by ``SocketHandle/setUdpGro(_:)``.
     case udpGroSegmentSize(Int)
     /// `UDP_SEGMENT`: a segment size (the kernel does not deliver it; it comes from buffers built
     /// with ``ControlMessage/udpSegment(_:)``).
     case udpSegment(UInt16)
     /// `IP_RECVERR`/`IPV6_RECVERR` from the error queue, of origin `SO_EE_ORIGIN_ZEROCOPY`:
     /// zero-copy sends the kernel has finished with.
+    /// Sends with `MSG_ZEROCOPY` need ``SocketHandle/setZerocopy(_:)``.
     case zeroCopy(ZeroCopyCompletion)
     /// `IP_RECVERR`/`IPV6_RECVERR` from the error queue (`MSG_ERRQUEUE`): `struct
     /// sock_extended_err` and the address of the node that reported it.
+    /// Switched on by ``SocketHandle/setRecvErrV4(_:)`` / ``SocketHandle/setRecvErrV6(_:)``.
     case extendedError(ExtendedError)
     /// A message this type does not decode, as it came.
     case unknown(level: CInt, type: CInt, data: [UInt8])
@@ -380,7 +416,9 @@ public enum ReceivedControlMessage: Sendable, CustomStringConvertible {
         case .udpSegment(let size): return "udpSegment(\(size))"
         case .zeroCopy(let completion): return "zeroCopy(\(completion))"
         case .extendedError(let error): return "extendedError(\(error))"
-        case .unknown(let level, let type, let data): return "unknown(level: \(level), type: \(type), data: \(data))"
+        case .unknown(let level, let type, let data):
+            let (levelName, typeName) = controlMessageNames(level: level, type: type)
+            return "unknown(level: \(levelName), type: \(typeName), data: \(data))"
         case .malformed(let malformed): return "malformed(\(malformed))"
         case .truncated: return "truncated"
         }
@@ -531,9 +569,41 @@ public struct MalformedControlMessage: Sendable, Hashable, CustomStringConvertib
         self.data = data
     }
 
+    /// The problem, the C names of the level and type (`SOL_SOCKET`, `SCM_RIGHTS`; numbers where
+    /// this module knows no name) and the size of the payload.
     public var description: String {
-        "MalformedControlMessage(\(problem), level: \(level), type: \(type), \(data.count) bytes)"
+        let (levelName, typeName) = controlMessageNames(level: level, type: type)
+        return "MalformedControlMessage(\(problem), level: \(levelName), type: \(typeName), \(data.count) bytes)"
     }
+}
+
+/// The C names of a control message's `cmsg_level` and `cmsg_type` (`SOL_SOCKET`,
+/// `SCM_RIGHTS`), or their numbers where none is known here.
+func controlMessageNames(level: CInt, type: CInt) -> (level: String, type: String) {
+    let types: [CInt: String]
+    let levelName: String
+    switch level {
+    case SOL_SOCKET:
+        levelName = "SOL_SOCKET"
+        types = [CInt(SCM_RIGHTS): "SCM_RIGHTS", socket2_SCM_CREDENTIALS: "SCM_CREDENTIALS", 3: "SCM_SECURITY",
+                 SO_TIMESTAMP_OLD: "SCM_TIMESTAMP", SO_TIMESTAMPNS_OLD: "SCM_TIMESTAMPNS",
+                 SO_TIMESTAMPING_OLD: "SCM_TIMESTAMPING", SO_TIMESTAMP_NEW: "SO_TIMESTAMP_NEW",
+                 SO_TIMESTAMPNS_NEW: "SO_TIMESTAMPNS_NEW", SO_TIMESTAMPING_NEW: "SO_TIMESTAMPING_NEW"]
+    case CInt(IPPROTO_IP):
+        levelName = "IPPROTO_IP"
+        types = [IP_TOS: "IP_TOS", IP_TTL: "IP_TTL", IP_PKTINFO: "IP_PKTINFO", IP_RECVERR: "IP_RECVERR",
+                 IP_OPTIONS: "IP_OPTIONS", IP_RETOPTS: "IP_RETOPTS", IP_ORIGDSTADDR: "IP_ORIGDSTADDR"]
+    case CInt(IPPROTO_IPV6):
+        levelName = "IPPROTO_IPV6"
+        types = [IPV6_PKTINFO: "IPV6_PKTINFO", IPV6_HOPLIMIT: "IPV6_HOPLIMIT", IPV6_TCLASS: "IPV6_TCLASS",
+                 IPV6_RECVERR: "IPV6_RECVERR", IPV6_ORIGDSTADDR: "IPV6_ORIGDSTADDR"]
+    case SOL_UDP:
+        levelName = "SOL_UDP"
+        types = [UDP_GRO: "UDP_GRO", UDP_SEGMENT: "UDP_SEGMENT"]
+    default:
+        return (String(level), String(type))
+    }
+    return (levelName, types[type] ?? String(type))
 }
 
 // MARK: - Owned descriptors

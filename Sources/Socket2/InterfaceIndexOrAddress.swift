@@ -6,7 +6,8 @@ import Glibc
 /// the kernel take either: ``SocketHandle/joinMulticastV4N(_:interface:)`` and
 /// ``SocketHandle/setMulticastIfV4N(_:)``.
 public enum InterfaceIndexOrAddress: Hashable, Sendable {
-    /// The interface with this index (`if_nametoindex(3)`); 0 lets the kernel choose.
+    /// The interface with this index (``NetworkInterface/index(ofName:)``, `if_nametoindex(3)`);
+    /// 0 lets the kernel choose.
     case index(UInt32)
     /// The interface that has this address.
     case address(IPv4Address)

@@ -130,8 +130,9 @@ public struct MsgHdrMut: @unchecked Sendable {
 
     /// The sender's address after `recvmsg(2)` when asked for with ``withAddr(_:)``, else `nil`.
     ///
-    /// Its length is the one the kernel reported; it is 0 for a connected stream socket, which
-    /// has no sender address per message.
+    /// Its length is the one the kernel reported; it is 0 (the empty address, which
+    /// ``SockAddr/isUnnamed()`` reports) for a sender without a name, an unbound Unix socket, and
+    /// for a connected stream socket, which has no sender address per message.
     public internal(set) var address: SockAddr?
     var buffers: Buffers = .slices([])
     var control: [UInt8] = []
@@ -173,7 +174,7 @@ public struct MsgHdrMut: @unchecked Sendable {
     }
 
     /// `msg_flags` as the kernel set it (`MSG_TRUNC`, `MSG_CTRUNC`, `MSG_EOR`, `MSG_OOB`, …).
-    public func flags() -> RecvFlags { RecvFlags(rawValue: flagsValue) }
+    public func flags() -> RecvFlags { RecvFlags(rawValue: flagsValue).droppingCloseOnExecEcho() }
 
     /// The number of control bytes the kernel wrote (`msg_controllen` after the call).
     public func controlLen() -> Int { controlLength }
@@ -328,13 +329,17 @@ extension SocketHandle where Self: ~Copyable {
         }
     }
 
-    /// Receives a message: `recvmsg(2)` with `flags`. Returns the number of data bytes
-    /// received; `message` then holds the sender's address (with its real length), the control
-    /// data and the flags the kernel set.
+    /// Receives a message: `recvmsg(2)` with `flags` and `MSG_CMSG_CLOEXEC`. Returns the number
+    /// of data bytes received; `message` then holds the sender's address (with its real length),
+    /// the control data and the flags the kernel set.
+    ///
+    /// Unlike socket2, which passes the caller's flags alone, descriptors received in the control
+    /// data (`SCM_RIGHTS`) are close-on-exec, like every descriptor this module creates; the
+    /// caller owns them.
     public func recvmsg(_ message: inout MsgHdrMut, flags: MessageFlags = []) throws(Errno) -> Int {
         let fd = rawDescriptor
         return try message.withMsghdr { (header) throws(Errno) in
-            try system_recvmsg(fd, header, flags.rawValue)
+            try system_recvmsg(fd, header, flags.rawValue | closeOnExecReceived)
         }
     }
 }

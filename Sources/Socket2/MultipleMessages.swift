@@ -8,7 +8,7 @@ import SystemPackage
 // slots allocated once and reused for every call.
 
 /// A reusable batch of datagram slots for ``SocketHandle/recvmmsg(into:count:flags:timeout:)``
-/// and ``SocketHandle/sendmmsg(_:count:flags:)``: each slot has a data buffer of ``bufferSize``
+/// and ``SocketHandle/sendmmsg(_:startingAt:count:flags:)``: each slot has a data buffer of ``bufferSize``
 /// bytes, room for an address, and ``controlCapacity`` bytes of control data.
 ///
 /// Everything the calls hand to the kernel (`struct mmsghdr`, `struct iovec`, the buffers) is
@@ -30,6 +30,10 @@ public final class DatagramBatch {
     /// The bytes of control data each slot can hold (rounded up to the alignment of `size_t`).
     public let controlCapacity: Int
 
+    /// The most messages one `sendmmsg(2)` or `recvmmsg(2)` handles (`UIO_MAXIOV`, 1,024): the
+    /// kernel silently takes only this many of a longer vector.
+    public static let maxMessagesPerCall = 1024
+
     private let headers: UnsafeMutablePointer<socket2_mmsghdr>
     private let vectors: UnsafeMutablePointer<iovec>
     private let names: UnsafeMutablePointer<sockaddr_storage>
@@ -50,12 +54,15 @@ public final class DatagramBatch {
 
     private var lengths: [Int]
     private var nameLengths: [socklen_t]
+    /// Whether slot `index` has an address (received, or set), which may be the empty one.
+    private var hasAddress: [Bool]
     private var controlLengths: [Int]
     private var controlStates: [ControlState]
     private var receivedFlags: [CInt]
 
     /// A batch of `count` slots, each with `bufferSize` bytes of data and `controlCapacity` bytes
-    /// of control data (0 for none; size it with ``ControlMessage/space(forDataLength:)``).
+    /// of control data (0 for none; size it with ``ControlMessage/space(receiving:)`` from the
+    /// kinds of control messages the socket has switched on).
     /// All memory starts zeroed.
     ///
     /// - Precondition: no argument is negative, and the sizes fit in memory.
@@ -81,6 +88,7 @@ public final class DatagramBatch {
         controls = zeroed(self.controlCapacity)
         lengths = Array(repeating: 0, count: count)
         nameLengths = Array(repeating: 0, count: count)
+        hasAddress = Array(repeating: false, count: count)
         controlLengths = Array(repeating: 0, count: count)
         controlStates = Array(repeating: .empty, count: count)
         receivedFlags = Array(repeating: 0, count: count)
@@ -133,11 +141,12 @@ public final class DatagramBatch {
         return RecvFlags(rawValue: receivedFlags[index]).droppingCloseOnExecEcho()
     }
 
-    /// The address of slot `index`: the sender after a receive, the destination of a send;
-    /// `nil` when there is none.
+    /// The address of slot `index`: the sender after a receive (the empty address, which
+    /// ``SockAddr/isUnnamed()`` reports, for a sender without a name), the destination of a
+    /// send; `nil` when none was set or received.
     public func address(at index: Int) -> SockAddr? {
         checkIndex(index)
-        guard nameLengths[index] > 0 else { return nil }
+        guard hasAddress[index] else { return nil }
         return SockAddr(storage: SockAddrStorage(raw: names[index]), length: nameLengths[index])
     }
 
@@ -192,6 +201,7 @@ public final class DatagramBatch {
     /// Sets the destination of slot `index` (`nil`: none, for a connected socket).
     public func setAddress(_ address: SockAddr?, at index: Int) {
         checkIndex(index)
+        hasAddress[index] = address != nil
         guard let address else {
             nameLengths[index] = 0
             return
@@ -258,6 +268,7 @@ public final class DatagramBatch {
             releaseControl(at: index)
             lengths[index] = 0
             nameLengths[index] = 0
+            hasAddress[index] = false
             receivedFlags[index] = 0
             vectors[index] = iovecOf(buffer(at: index))
             headers[index] = socket2_mmsghdr(
@@ -278,15 +289,17 @@ public final class DatagramBatch {
             let header = headers[index]
             lengths[index] = Int(header.msg_len)
             nameLengths[index] = min(header.msg_hdr.msg_namelen, socklen_t(MemoryLayout<sockaddr_storage>.size))
+            hasAddress[index] = true
             receivedFlags[index] = header.msg_hdr.msg_flags
             controlLengths[index] = min(header.msg_hdr.msg_controllen, controlCapacity)
             controlStates[index] = controlLengths[index] > 0 ? .received : .empty
         }
     }
 
-    /// Points the first `count` headers at their slots for a send.
-    fileprivate func prepareSend(_ count: Int) -> UnsafeMutablePointer<socket2_mmsghdr> {
-        for index in 0..<count {
+    /// Points the headers of the slots in `range` at their slots for a send; returns the
+    /// first of them.
+    fileprivate func prepareSend(_ range: Range<Int>) -> UnsafeMutablePointer<socket2_mmsghdr> {
+        for index in range {
             let outgoing: Bool
             if case .outgoing = controlStates[index] { outgoing = true } else { outgoing = false }
             vectors[index] = iovec(iov_base: data + index * bufferSize, iov_len: lengths[index])
@@ -299,7 +312,7 @@ public final class DatagramBatch {
                     msg_controllen: outgoing ? controlLengths[index] : 0, msg_flags: 0),
                 msg_len: 0)
         }
-        return headers
+        return headers + range.lowerBound
     }
 }
 
@@ -311,7 +324,8 @@ extension SocketHandle where Self: ~Copyable {
     /// With `MessageFlags.waitForOne` the call blocks for the first datagram only. `timeout`
     /// (`nil`: none) bounds the call, but as recvmmsg(2) documents, the kernel checks it only
     /// after each datagram: it does not end a wait for the first one (use `SO_RCVTIMEO` or
-    /// `poll(2)` for that).
+    /// `poll(2)` for that). One call receives at most ``DatagramBatch/maxMessagesPerCall``
+    /// datagrams.
     ///
     /// - Throws: `Errno.invalidArgument` when `count` exceeds the batch or `timeout` is
     ///   negative, or the kernel's error (only when no datagram arrived).
@@ -332,18 +346,31 @@ extension SocketHandle where Self: ~Copyable {
         return received
     }
 
-    /// Sends the first `count` slots of `batch` (all when `nil`) as datagrams in one call:
-    /// `sendmmsg(2)` with `MSG_NOSIGNAL` and `flags`. Each slot sends ``DatagramBatch/length(at:)``
-    /// bytes to ``DatagramBatch/address(at:)`` with the control data set for it.
+    /// Sends `count` slots of `batch` starting at slot `start` (all the rest when `nil`) as
+    /// datagrams in one call: `sendmmsg(2)` with `MSG_NOSIGNAL` and `flags`. Each slot sends
+    /// ``DatagramBatch/length(at:)`` bytes to ``DatagramBatch/address(at:)`` with the control
+    /// data set for it.
     ///
-    /// Returns how many datagrams were sent, which may be fewer than asked; the kernel's error is
-    /// thrown only when the first one fails.
+    /// Returns how many datagrams were sent, which may be fewer than asked: one call sends at
+    /// most ``DatagramBatch/maxMessagesPerCall`` (`UIO_MAXIOV`, 1,024), and the kernel stops at
+    /// the first one that fails (its error is thrown only when it is the first). Send a larger
+    /// batch by calling again from where the last call stopped:
     ///
-    /// - Throws: `Errno.invalidArgument` when `count` exceeds the batch.
-    public func sendmmsg(_ batch: DatagramBatch, count: Int? = nil, flags: MessageFlags = []) throws(Errno) -> Int {
-        let count = count ?? batch.count
-        guard count >= 0, count <= batch.count else { throw .invalidArgument }
-        return try system_sendmmsg(rawDescriptor, batch.prepareSend(count), count, flags.rawValue | noSignal)
+    /// ```swift
+    /// var sent = 0
+    /// while sent < batch.count { sent += try socket.sendmmsg(batch, startingAt: sent) }
+    /// ```
+    ///
+    /// - Throws: `Errno.invalidArgument` when `start` and `count` leave the batch.
+    public func sendmmsg(
+        _ batch: DatagramBatch, startingAt start: Int = 0, count: Int? = nil, flags: MessageFlags = []
+    ) throws(Errno) -> Int {
+        guard start >= 0, start <= batch.count else { throw .invalidArgument }
+        let count = count ?? batch.count - start
+        guard count >= 0, count <= batch.count - start else { throw .invalidArgument }
+        let sendable = min(count, DatagramBatch.maxMessagesPerCall)
+        return try system_sendmmsg(rawDescriptor, batch.prepareSend(start..<(start + sendable)), sendable,
+                                   flags.rawValue | noSignal)
     }
 }
 

@@ -193,6 +193,7 @@ extension SocketHandle where Self: ~Copyable {
     /// Attaches to each received datagram its destination address and the index of the
     /// interface it arrived on (`IP_PKTINFO`, a `struct in_pktinfo`): `IP_PKTINFO`. Beyond
     /// socket2.
+    /// Received as ``ReceivedControlMessage/packetInfoV4(destination:interfaceIndex:specDestination:)``.
     public func setRecvPktinfoV4(_ receive: Bool) throws(Errno) {
         try setBoolOption(SOL_IP, IP_PKTINFO, receive)
     }
@@ -207,6 +208,7 @@ extension SocketHandle where Self: ~Copyable {
     /// Queues extended reports of errors (ICMP errors, local errors, `struct sock_extended_err`)
     /// on the error queue, read with `MSG_ERRQUEUE`: `IP_RECVERR`. Datagram sockets also then
     /// report every ICMP error to the sender at once. Beyond socket2.
+    /// Received (with `MSG_ERRQUEUE`) as ``ReceivedControlMessage/extendedError(_:)``.
     public func setRecvErrV4(_ receive: Bool) throws(Errno) {
         try setBoolOption(SOL_IP, IP_RECVERR, receive)
     }
@@ -219,6 +221,7 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Attaches the type-of-service byte of each received datagram (`IP_TOS`): `IP_RECVTOS`.
+    /// Received as ``ReceivedControlMessage/tosV4(_:)``.
     public func setRecvTosV4(_ receive: Bool) throws(Errno) {
         try setBoolOption(SOL_IP, IP_RECVTOS, receive)
     }
@@ -232,6 +235,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Attaches the time-to-live of each received datagram (`IP_TTL`): `IP_RECVTTL`. Beyond
     /// socket2.
+    /// Received as ``ReceivedControlMessage/ttlV4(_:)``.
     public func setRecvTtlV4(_ receive: Bool) throws(Errno) {
         try setBoolOption(SOL_IP, IP_RECVTTL, receive)
     }
@@ -245,6 +249,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Sets the type-of-service byte of packets sent: `IP_TOS`. On TCP sockets the kernel keeps
     /// the ECN bits (the low two) to itself.
+    /// One datagram's own type of service is the control message ``ControlMessage/tosV4(_:)``.
     public func setTosV4(_ tos: UInt32) throws(Errno) {
         try setUInt32Option(SOL_IP, IP_TOS, tos)
     }
@@ -273,6 +278,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Sets the time-to-live of unicast packets sent: `IP_TTL`. The kernel refuses 0 and values
     /// above 255 (`EINVAL`).
+    /// One datagram's own TTL is the control message ``ControlMessage/ttlV4(_:)``.
     public func setTtlV4(_ ttl: UInt32) throws(Errno) {
         try setUInt32Option(SOL_IP, IP_TTL, ttl)
     }

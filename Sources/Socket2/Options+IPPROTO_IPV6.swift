@@ -157,6 +157,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Queues extended reports of errors (ICMPv6 errors, local errors) on the error queue, read
     /// with `MSG_ERRQUEUE`: `IPV6_RECVERR`. Beyond socket2.
+    /// Received (with `MSG_ERRQUEUE`) as ``ReceivedControlMessage/extendedError(_:)``.
     public func setRecvErrV6(_ receive: Bool) throws(Errno) {
         try setBoolOption(SOL_IPV6, IPV6_RECVERR, receive)
     }
@@ -169,6 +170,7 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Attaches the hop limit of each received packet (`IPV6_HOPLIMIT`): `IPV6_RECVHOPLIMIT`.
+    /// Received as ``ReceivedControlMessage/hopLimitV6(_:)``.
     public func setRecvHoplimitV6(_ receive: Bool) throws(Errno) {
         try setBoolOption(SOL_IPV6, IPV6_RECVHOPLIMIT, receive)
     }
@@ -183,6 +185,7 @@ extension SocketHandle where Self: ~Copyable {
     /// Attaches to each received packet its destination address and the index of the interface
     /// it arrived on (`IPV6_PKTINFO`, a `struct in6_pktinfo`): `IPV6_RECVPKTINFO`. Beyond
     /// socket2.
+    /// Received as ``ReceivedControlMessage/packetInfoV6(address:interfaceIndex:)``.
     public func setRecvPktinfoV6(_ receive: Bool) throws(Errno) {
         try setBoolOption(SOL_IPV6, IPV6_RECVPKTINFO, receive)
     }
@@ -195,6 +198,7 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Attaches the traffic class of each received packet (`IPV6_TCLASS`): `IPV6_RECVTCLASS`.
+    /// Received as ``ReceivedControlMessage/trafficClassV6(_:)``.
     public func setRecvTclassV6(_ receive: Bool) throws(Errno) {
         try setBoolOption(SOL_IPV6, IPV6_RECVTCLASS, receive)
     }
@@ -208,6 +212,8 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Sets the traffic class of packets sent: `IPV6_TCLASS`. The kernel refuses values above
     /// 255.
+    /// One datagram's own traffic class is the control message
+    /// ``ControlMessage/trafficClassV6(_:)``.
     public func setTclassV6(_ tclass: UInt32) throws(Errno) {
         try setUInt32Option(SOL_IPV6, IPV6_TCLASS, tclass)
     }
@@ -235,6 +241,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Sets the hop limit of unicast packets sent: `IPV6_UNICAST_HOPS`. The kernel refuses
     /// values above 255.
+    /// One datagram's own hop limit is the control message ``ControlMessage/hopLimitV6(_:)``.
     public func setUnicastHopsV6(_ hops: UInt32) throws(Errno) {
         try setUInt32Option(SOL_IPV6, IPV6_UNICAST_HOPS, hops)
     }

@@ -117,14 +117,20 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Turns keepalive on (`SO_KEEPALIVE`), then sets each parameter `keepalive` gives:
-    /// `TCP_KEEPIDLE`, `TCP_KEEPINTVL` (whole seconds, clamped to `Int32.max`), `TCP_KEEPCNT`.
-    /// Up to four calls, not atomic: a failure leaves the earlier ones done. The kernel refuses
-    /// times above 32767 seconds and counts above 127 (`EINVAL`).
+    /// `TCP_KEEPIDLE`, `TCP_KEEPINTVL` (whole seconds, the fraction dropped as socket2 does),
+    /// `TCP_KEEPCNT`.
+    ///
+    /// Every value is checked before the socket is touched: a time or interval under one second
+    /// (which would truncate to 0) or above 32,767 seconds, and a count of 0 or above 127, are
+    /// `Errno.invalidArgument` with keepalive left as it was. socket2 passes them to the kernel,
+    /// which refuses them after `SO_KEEPALIVE` is already on. The up to four calls are not
+    /// atomic: a failure of the kernel's (a socket that is not TCP) leaves the earlier ones done.
     public func setTcpKeepalive(_ keepalive: TcpKeepalive) throws(Errno) {
+        let (time, interval, retries) = try keepalive.validated()
         try setKeepalive(true)
-        if let time = keepalive.time { try setSecondsOption(SOL_TCP, TCP_KEEPIDLE, time) }
-        if let interval = keepalive.interval { try setSecondsOption(SOL_TCP, TCP_KEEPINTVL, interval) }
-        if let retries = keepalive.retries { try setUInt32Option(SOL_TCP, TCP_KEEPCNT, retries) }
+        if let time { try setOption(SOL_TCP, TCP_KEEPIDLE, time) }
+        if let interval { try setOption(SOL_TCP, TCP_KEEPINTVL, interval) }
+        if let retries { try setUInt32Option(SOL_TCP, TCP_KEEPCNT, retries) }
     }
 
     // MARK: TCP_MAXSEG

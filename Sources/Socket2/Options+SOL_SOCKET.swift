@@ -238,6 +238,7 @@ extension SocketHandle where Self: ~Copyable {
     /// Receives the sender's credentials (`SCM_CREDENTIALS`) with each message of a Unix
     /// socket: `SO_PASSCRED`. Since Linux 6.16 other than Unix and netlink sockets refuse it
     /// (`EOPNOTSUPP`).
+    /// Received as ``ReceivedControlMessage/credentials(pid:uid:gid:)``.
     public func setPasscred(_ passcred: Bool) throws(Errno) {
         try setBoolOption(SOL_SOCKET, SO_PASSCRED, passcred)
     }
@@ -395,6 +396,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Attaches the reception time (`SCM_TIMESTAMP`, a `timeval`) to each received message:
     /// `SO_TIMESTAMP`. Beyond socket2.
+    /// Received as ``ReceivedControlMessage/timestamp(_:)``.
     public func setTimestamp(_ timestamp: Bool) throws(Errno) {
         try setBoolOption(SOL_SOCKET, SO_TIMESTAMP, timestamp)
     }
@@ -410,6 +412,7 @@ extension SocketHandle where Self: ~Copyable {
     /// and reports (`SCM_TIMESTAMPING` control messages, transmit timestamps on the error
     /// queue): `SO_TIMESTAMPING`; see the kernel's Documentation/networking/timestamping.rst.
     /// Unknown flags are `EINVAL`. Beyond socket2.
+    /// Received as ``ReceivedControlMessage/timestamping(software:hardware:)``.
     public func setTimestamping(_ flags: TimestampingFlags) throws(Errno) {
         try setOption(SOL_SOCKET, SO_TIMESTAMPING, flags.rawValue)
     }
@@ -423,6 +426,8 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Attaches the reception time in nanoseconds (`SCM_TIMESTAMPNS`, a `timespec`) to each
     /// received message: `SO_TIMESTAMPNS`. Beyond socket2.
+    /// Received as ``ReceivedControlMessage/timestampNs(_:)`` (the control messages spell out
+    /// "ns" as a word: see ``ControlMessage``).
     public func setTimestampns(_ timestamp: Bool) throws(Errno) {
         try setBoolOption(SOL_SOCKET, SO_TIMESTAMPNS, timestamp)
     }
@@ -443,6 +448,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Allows sends with `MSG_ZEROCOPY`, whose completions arrive on the error queue:
     /// `SO_ZEROCOPY`. TCP and UDP sockets only (`EOPNOTSUPP` on others). Beyond socket2.
+    /// Completions are received (with `MSG_ERRQUEUE`) as ``ReceivedControlMessage/zeroCopy(_:)``.
     public func setZerocopy(_ zerocopy: Bool) throws(Errno) {
         try setBoolOption(SOL_SOCKET, SO_ZEROCOPY, zerocopy)
     }

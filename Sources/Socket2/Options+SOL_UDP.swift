@@ -15,8 +15,9 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Lets the kernel hand this socket several datagrams of one flow as one buffer, with their
-    /// segment size in a `UDP_GRO` control message (see ``SocketHandle/recvCoalesced(into:flags:)``):
+    /// segment size in a `UDP_GRO` control message (see ``SocketHandle/recvCoalesced(into:flags:)-(UnsafeMutableRawBufferPointer,_)``):
     /// `UDP_GRO` (Linux 5.0).
+    /// Received as ``ReceivedControlMessage/udpGroSegmentSize(_:)``.
     public func setUdpGro(_ enabled: Bool) throws(Errno) {
         try setBoolOption(SOL_UDP, UDP_GRO, enabled)
     }

@@ -14,8 +14,8 @@ import CSocket2
 public struct PacketInfo: Sendable, Hashable, CustomStringConvertible {
     /// The datagram's destination address: `ipi_addr` (IPv4) or `ipi6_addr` (IPv6).
     public var destination: IPAddress
-    /// The index of the interface the datagram arrived on (`ipi_ifindex`, `ipi6_ifindex`; see
-    /// `if_nametoindex(3)`).
+    /// The index of the interface the datagram arrived on (`ipi_ifindex`, `ipi6_ifindex`; its
+    /// name is ``NetworkInterface/name(ofIndex:)``, `if_indextoname(3)`).
     public var interfaceIndex: UInt32
 
     /// Packet info from its parts.

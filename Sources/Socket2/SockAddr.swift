@@ -150,6 +150,7 @@ public struct SockAddr: @unchecked Sendable, Hashable, CustomStringConvertible {
         if let name = asAbstractNamespace() {
             return "unix:@" + String(decoding: name, as: UTF8.self)
         }
+        if length == 0 { return "(unnamed)" }
         if isUnnamed() { return "unix:(unnamed)" }
         if let (cid, port) = asVsockAddress() { return "vsock:\(cid):\(port)" }
         return "SockAddr(family: \(domain()), len: \(length))"
@@ -273,9 +274,19 @@ extension SockAddr {
         return withUnsafeBytes(of: raw.sun_path) { Array($0.prefix(count)) }
     }
 
-    /// `true` for the unnamed Unix address (an unbound socket, or one from `socketpair(2)`).
+    /// `true` for an address that names nothing: the unnamed Unix address, as `getsockname(2)`
+    /// reports an unbound socket (or one from `socketpair(2)`, `AF_UNIX` of length
+    /// `sizeof(sa_family_t)`), and the empty address (length 0) that every receive reports for a
+    /// sender without a name.
+    ///
+    /// A receive from an unbound Unix socket gets no address from the kernel, not even the
+    /// family, so every receive form reports that sender the same way, as the empty address:
+    /// `recvFrom`, `recvmsg` (``MsgHdrMut/address``), `recvWithControl`
+    /// (``ReceivedMessage/address``), `recvmmsg` (``DatagramBatch/address(at:)``) and their async
+    /// forms. So does a receive on a connected stream, which names no sender per message.
+    /// (socket2's `is_unnamed` is `false` for the empty address.)
     public func isUnnamed() -> Bool {
-        isUnix() && Int(length) == Self.sunPathOffset
+        length == 0 || (isUnix() && Int(length) == Self.sunPathOffset)
     }
 
     /// The path of a pathname Unix address (without the terminating NUL), else `nil`.

@@ -11,8 +11,9 @@ public struct ReceivedMessage: Sendable, CustomStringConvertible {
     /// The bytes of data received (with `MSG_TRUNC` in the call's flags: the datagram's real
     /// length, which may exceed the buffers).
     public var count: Int
-    /// The sender's address (`msg_name`); `nil` when the kernel reported none (a connected
-    /// stream, an unnamed Unix socket).
+    /// The sender's address (`msg_name`): the empty address, which ``SockAddr/isUnnamed()``
+    /// reports, when the kernel named none (an unbound Unix socket, a connected stream), as
+    /// every receive form reports it. A receive never leaves it `nil`.
     public var address: SockAddr?
     /// The flags the kernel returned (`msg_flags`): truncation of data and of control data.
     public var flags: RecvFlags
@@ -141,7 +142,7 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// Receives data into `buffer` with up to `controlCapacity` bytes of control messages
-    /// (size it with ``ControlMessage/space(forDataLength:)``): `recvmsg(2)` with `flags`.
+    /// (size it with ``ControlMessage/space(receiving:)``): `recvmsg(2)` with `flags`.
     public func recvWithControl(
         into buffer: UnsafeMutableRawBufferPointer, controlCapacity: Int, flags: MessageFlags = []
     ) throws(Errno) -> ReceivedMessage {
@@ -170,7 +171,7 @@ extension SocketHandle where Self: ~Copyable {
             controlLength = result.controlLength
             return result
         }
-        return ReceivedMessage(count: received.count, address: received.address, flags: received.flags.droppingCloseOnExecEcho(),
+        return ReceivedMessage(count: received.count, address: received.address, flags: received.flags,
                                control: control.takeMessages(flags: received.flags))
     }
 
@@ -197,10 +198,11 @@ extension SocketHandle where Self: ~Copyable {
     }
 
     /// `recvmsg(2)`: the one place that fills a `msghdr` for receiving. `controlLength` is what
-    /// the kernel reported, never more than `control.count`.
+    /// the kernel reported, never more than `control.count`; the flags leave out the kernel's
+    /// echo of `MSG_CMSG_CLOEXEC`.
     func recvmsgWithControl(
         _ iovecs: UnsafeBufferPointer<iovec>, control: UnsafeMutableRawBufferPointer, flags: CInt
-    ) throws(Errno) -> (count: Int, address: SockAddr?, flags: RecvFlags, controlLength: Int) {
+    ) throws(Errno) -> (count: Int, address: SockAddr, flags: RecvFlags, controlLength: Int) {
         let fd = rawDescriptor
         var messageFlags: CInt = 0
         var controlLength = 0
@@ -218,7 +220,7 @@ extension SocketHandle where Self: ~Copyable {
             controlLength = min(message.msg_controllen, control.count)
             return count
         }
-        return (count, address.len() == 0 ? nil : address, RecvFlags(rawValue: messageFlags), controlLength)
+        return (count, address, RecvFlags(rawValue: messageFlags).droppingCloseOnExecEcho(), controlLength)
     }
 }
 

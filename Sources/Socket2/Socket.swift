@@ -81,8 +81,9 @@ public struct Socket: ~Copyable, SocketHandle, Sendable {
     /// The descriptor and, when the socket has them, its local and peer addresses:
     /// `Socket(fd: 5, local: 127.0.0.1:40000, peer: 127.0.0.1:8080)`, as socket2's `Debug`.
     ///
-    /// (A `~Copyable` type cannot conform to `CustomStringConvertible` in Swift 6.3; this is
-    /// the same property without the conformance.)
+    /// A `~Copyable` type cannot conform to `CustomStringConvertible` in Swift 6.3, so this is
+    /// the same property without the conformance: `print(socket)` and `"\(socket)"` do not
+    /// compile; print `socket.description`, or a ``SockRef`` of the socket, which conforms.
     public var description: String { describe("Socket") }
 
     deinit {

@@ -329,3 +329,20 @@ internal func system_inet_ntop(_ family: CInt, _ source: UnsafeRawPointer) -> St
 internal func system_if_nametoindex(_ name: String) -> CUnsignedInt {
     Glibc.if_nametoindex(name)
 }
+
+/// `if_nametoindex(3)`, its failure (0) as `Errno` (`ENODEV` when the C library set none).
+internal func system_if_nametoindex_checked(_ name: String) throws(Errno) -> UInt32 {
+    errno = 0
+    let index = Glibc.if_nametoindex(name)
+    guard index != 0 else { throw Errno(rawValue: errno == 0 ? ENODEV : errno) }
+    return index
+}
+
+/// `if_indextoname(3)` into a buffer of `IF_NAMESIZE` bytes; its failure as `Errno`.
+internal func system_if_indextoname(_ index: UInt32) throws(Errno) -> String {
+    try withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(IF_NAMESIZE)) {
+        (buffer) throws(Errno) -> String in
+        guard let name = Glibc.if_indextoname(index, buffer.baseAddress!) else { throw Errno(rawValue: errno) }
+        return String(cString: name)
+    }
+}

@@ -104,8 +104,10 @@ public struct TcpInfo: Hashable, Sendable {
 
     /// Bytes queued and not yet sent (`tcpi_notsent_bytes`).
     public var notsentBytes: UInt32
-    /// The minimum round-trip time observed (`tcpi_min_rtt`).
-    public var minRtt: Duration
+    /// The minimum round-trip time observed (`tcpi_min_rtt`); `nil` while the connection has no
+    /// sample (the kernel reports its "none", `~0U`, which would read as about 4,295 s) or when
+    /// the kernel is too old to report it.
+    public var minRtt: Duration?
     /// Segments received that carried data (`tcpi_data_segs_in`).
     public var dataSegsIn: UInt32
     /// Segments sent that carried data (`tcpi_data_segs_out`).
@@ -184,7 +186,8 @@ public struct TcpInfo: Hashable, Sendable {
         segsOut = raw.tcpi_segs_out
         segsIn = raw.tcpi_segs_in
         notsentBytes = raw.tcpi_notsent_bytes
-        minRtt = .microseconds(raw.tcpi_min_rtt)
+        let minRttEnd = MemoryLayout<socket2_tcp_info>.offset(of: \.tcpi_min_rtt)! + MemoryLayout<UInt32>.size
+        minRtt = raw.tcpi_min_rtt == UInt32.max || reportedLength < minRttEnd ? nil : .microseconds(raw.tcpi_min_rtt)
         dataSegsIn = raw.tcpi_data_segs_in
         dataSegsOut = raw.tcpi_data_segs_out
         deliveryRate = raw.tcpi_delivery_rate
@@ -278,7 +281,10 @@ public struct TcpCaState: RawRepresentable, Hashable, Sendable, CustomStringConv
 
 /// The TCP options a connection negotiated (`TCPI_OPT_*` of linux/tcp.h), as
 /// ``TcpInfo/options`` reports them.
-public struct TcpInfoOptions: OptionSet, Hashable, Sendable {
+///
+/// `description` lists the C constants' names (`[TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK]`), and any
+/// bit without one as a number.
+public struct TcpInfoOptions: OptionSet, Hashable, Sendable, CustomStringConvertible {
     /// The `TCPI_OPT_*` bits.
     public var rawValue: UInt8
 
@@ -299,4 +305,12 @@ public struct TcpInfoOptions: OptionSet, Hashable, Sendable {
     public static let synData = TcpInfoOptions(rawValue: 32)
     /// `TCPI_OPT_USEC_TS`: timestamps in microseconds (Linux 6.7+).
     public static let usecTs = TcpInfoOptions(rawValue: 64)
+
+    /// The names of the bits set (`[TCPI_OPT_SACK, TCPI_OPT_WSCALE]`).
+    public var description: String {
+        describeFlags(rawValue, [
+            (1, "TCPI_OPT_TIMESTAMPS"), (2, "TCPI_OPT_SACK"), (4, "TCPI_OPT_WSCALE"), (8, "TCPI_OPT_ECN"),
+            (16, "TCPI_OPT_ECN_SEEN"), (32, "TCPI_OPT_SYN_DATA"), (64, "TCPI_OPT_USEC_TS"),
+        ])
+    }
 }

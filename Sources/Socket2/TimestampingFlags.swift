@@ -6,7 +6,10 @@ import CSocket2
 /// What `SO_TIMESTAMPING` records and reports: the `SOF_TIMESTAMPING_*` flags of
 /// linux/net_tstamp.h (see the kernel's Documentation/networking/timestamping.rst), for
 /// ``SocketHandle/setTimestamping(_:)``.
-public struct TimestampingFlags: OptionSet, Hashable, Sendable {
+///
+/// `description` lists the C constants' names (`[SOF_TIMESTAMPING_RX_SOFTWARE,
+/// SOF_TIMESTAMPING_SOFTWARE]`), and any bit without one as a number.
+public struct TimestampingFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
     /// The `SOF_TIMESTAMPING_*` bits.
     public var rawValue: UInt32
 
@@ -55,4 +58,16 @@ public struct TimestampingFlags: OptionSet, Hashable, Sendable {
     /// `SOF_TIMESTAMPING_OPT_RX_FILTER` (Linux 6.12+): report only the receive timestamps that
     /// the generating flags ask for.
     public static let optRxFilter = TimestampingFlags(rawValue: 1 << 17)
+
+    /// The names of the bits set (`[SOF_TIMESTAMPING_RX_SOFTWARE, SOF_TIMESTAMPING_SOFTWARE]`).
+    public var description: String {
+        describeFlags(rawValue, [
+            (Self.txHardware, "TX_HARDWARE"), (.txSoftware, "TX_SOFTWARE"), (.rxHardware, "RX_HARDWARE"),
+            (.rxSoftware, "RX_SOFTWARE"), (.software, "SOFTWARE"), (.sysHardware, "SYS_HARDWARE"),
+            (.rawHardware, "RAW_HARDWARE"), (.optId, "OPT_ID"), (.txSched, "TX_SCHED"), (.txAck, "TX_ACK"),
+            (.optCmsg, "OPT_CMSG"), (.optTsonly, "OPT_TSONLY"), (.optStats, "OPT_STATS"),
+            (.optPktinfo, "OPT_PKTINFO"), (.optTxSwhw, "OPT_TX_SWHW"), (.bindPhc, "BIND_PHC"),
+            (.optIdTcp, "OPT_ID_TCP"), (.optRxFilter, "OPT_RX_FILTER"),
+        ].map { ($0.0.rawValue, "SOF_TIMESTAMPING_" + $0.1) })
+    }
 }

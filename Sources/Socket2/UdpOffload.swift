@@ -8,7 +8,7 @@ import SystemPackage
 // `UDP_GRO`, Linux 5.0): many datagrams of one flow cross the stack as one buffer, which saves a
 // system call and a trip through the stack per datagram. See udp(7).
 
-/// What one coalescing receive (``SocketHandle/recvCoalesced(into:flags:)``) got: one buffer
+/// What one coalescing receive (``SocketHandle/recvCoalesced(into:flags:)-(UnsafeMutableRawBufferPointer,_)``) got: one buffer
 /// holding one or more datagrams of the same sender, all of ``segmentSize`` bytes but the last.
 public struct CoalescedDatagrams: Sendable, Hashable, CustomStringConvertible {
     /// The bytes received.
@@ -89,6 +89,19 @@ extension SocketHandle where Self: ~Copyable {
         }
     }
 
+    /// Sends `bytes`, a slice of an array (such as a prefix, `buffer[..<count]`), as datagrams of
+    /// `segmentSize` bytes in one `sendmsg(2)` with a `UDP_SEGMENT` control message, without
+    /// copying (see `sendSegmented(_:segmentSize:to:flags:)`).
+    public func sendSegmented(
+        _ bytes: ArraySlice<UInt8>, segmentSize: UInt16, to address: SockAddr? = nil, flags: MessageFlags = []
+    ) throws(Errno) -> Int {
+        try bytes.withUnsafeBytes { buffer in
+            Result { () throws(Errno) in
+                try sendSegmented(buffer, segmentSize: segmentSize, to: address, flags: flags)
+            }
+        }.get()
+    }
+
     /// Receives one buffer of coalesced datagrams (with `UDP_GRO` on; one plain datagram
     /// otherwise) and the segment size from its `UDP_GRO` control message: `recvmsg(2)` with
     /// `flags`, without allocating. Other control messages are dropped; read them with
@@ -109,7 +122,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Receives one buffer of coalesced datagrams of up to `maxCount` bytes with `recvmsg(2)` and
     /// its `UDP_GRO` control message (see
-    /// ``recvCoalesced(into:flags:)``) and returns its bytes; split them with
+    /// ``recvCoalesced(into:flags:)-(UnsafeMutableRawBufferPointer,_)``) and returns its bytes; split them with
     /// ``CoalescedDatagrams/split(_:segmentSize:)``.
     public func recvCoalesced(
         maxCount: Int = 65_535, flags: MessageFlags = []

@@ -182,7 +182,7 @@ extension SocketHandle where Self: ~Copyable {
 
     /// Reads one message from the error queue (`recvmsg(2)` with `MSG_ERRQUEUE`), without
     /// allocating, and returns its zero-copy completion; `nil` when the message was another kind
-    /// of error (which is consumed: use ``recvErrorQueue(into:control:flags:)`` to see every kind).
+    /// of error (which is consumed: use ``recvErrorQueue(into:control:flags:)-(UnsafeMutableRawBufferPointer,_,_)`` to see every kind).
     ///
     /// Never blocks: an empty queue throws `Errno.resourceTemporarilyUnavailable` (`EAGAIN`).
     public func recvZeroCopyCompletion(flags: MessageFlags = []) throws(Errno) -> ZeroCopyCompletion? {

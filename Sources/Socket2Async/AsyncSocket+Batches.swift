@@ -146,7 +146,8 @@ public final class ReceivedDatagramBatch {
         return try slots.withUnsafeBytes(at: index, body)
     }
 
-    /// The sender of datagram `index` (`nil` when the kernel named none).
+    /// The sender of datagram `index` (the empty address, which `SockAddr.isUnnamed()` reports,
+    /// when the kernel named none).
     public func address(at index: Int) -> SockAddr? {
         checkIndex(index)
         return slots.address(at: index)
@@ -178,7 +179,7 @@ public final class ReceivedDatagramBatch {
             stream.withDatagram(result, flags) { datagram in
                 // At most `maxSize` bytes (longer datagrams are cut, with MSG_TRUNC): it fits.
                 try? slots.setBytes(datagram.payload, at: count)
-                slots.setAddress(datagram.name.isEmpty ? nil : datagram.address, at: count)
+                slots.setAddress(datagram.address, at: count)
                 ringFlags[count] = datagram.flags
                 ringPacketInfo[count] = datagram.control.isEmpty ? nil : PacketInfo.find(in: datagram.control)
                 count += 1
@@ -194,7 +195,7 @@ public final class ReceivedDatagramBatch {
         let room = slots.bufferSize
         while count < capacity, let datagram = io.takeStrandedDatagram(maxCount: room) {
             datagram.payload.withUnsafeBytes { try? slots.setBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(room)), at: count) }
-            slots.setAddress(datagram.name.isEmpty ? nil : datagram.address, at: count)
+            slots.setAddress(datagram.address, at: count)
             ringFlags[count] = RecvFlags(rawValue: datagram.flags | (datagram.payload.count > room ? CInt(MSG_TRUNC) : 0))
             ringPacketInfo[count] = datagram.control.withUnsafeBytes { $0.isEmpty ? nil : PacketInfo.find(in: $0) }
             count += 1

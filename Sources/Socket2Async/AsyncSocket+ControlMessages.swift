@@ -15,8 +15,8 @@ extension AsyncSocket {
     /// Receives a message scattered into `buffers`, with its sender and its control messages
     /// decoded: `recvmsg(2)` or `IORING_OP_RECVMSG`, with `MSG_CMSG_CLOEXEC` and `flags`.
     ///
-    /// `control` offers its capacity to the kernel (size it with
-    /// `ControlMessage.space(forDataLength:)`); like the core's
+    /// `control` offers its capacity to the kernel (size it by the kinds expected with
+    /// `ControlMessageBuffer(receiving:)`); like the core's
     /// `recvWithControl(into:control:flags:)` it is empty after the call, and the messages are in
     /// the result. Descriptors received (`SCM_RIGHTS`) are close-on-exec and owned by the result's
     /// `ReceivedDescriptors`, which closes those not taken. A call cancelled while it waits
@@ -60,13 +60,11 @@ extension AsyncSocket {
     ) async throws -> ReceivedMessage {
         let capacity = max(controlCapacity, 0)
         return try await withScratch(capacity) { control in
-            let received = try await recvMsg(
-                into: buffers, control: capacity > 0 ? control : nil,
-                flags: flags.union(MessageFlags(rawValue: CInt(MSG_CMSG_CLOEXEC))))
+            let received = try await recvMsg(into: buffers, control: capacity > 0 ? control : nil, flags: flags)
             let length = min(max(received.controlLength, 0), capacity)
             let messages = ReceivedControlMessage.parse(
                 received: UnsafeRawBufferPointer(rebasing: control[..<length]), flags: received.flags)
-            return ReceivedMessage(count: received.count, address: received.address, flags: received.flags.droppingCloseOnExecEcho(),
+            return ReceivedMessage(count: received.count, address: received.address, flags: received.flags,
                                    control: messages)
         }
     }

@@ -72,19 +72,22 @@ extension AsyncSocket {
     }
 
     /// Receives a message into several buffers, with its sender and control messages:
-    /// `recvmsg(2)` or `IORING_OP_RECVMSG`.
+    /// `recvmsg(2)` or `IORING_OP_RECVMSG`, with `flags` and `MSG_CMSG_CLOEXEC` (descriptors
+    /// received in `control`, `SCM_RIGHTS`, are close-on-exec and the caller's to close).
     ///
     /// - Parameters:
     ///   - buffers: filled in order (scatter).
     ///   - control: room for ancillary data (`cmsg`), if wanted.
+    ///   - flags: `MSG_*` flags for the call (`MessageFlags`).
     /// - Returns: the bytes received, the message's flags (`MSG_TRUNC`, `MSG_CTRUNC`, …), the
-    ///   length of the control data written into `control`, and the sender's address (`nil`
-    ///   when the kernel gave none, as on a connected stream).
+    ///   length of the control data written into `control`, and the sender's address (the empty
+    ///   address, which `SockAddr.isUnnamed()` reports, when the kernel named none: an unbound
+    ///   Unix socket, a connected stream; never `nil`).
     public nonisolated(nonsending) func recvMsg(
         into buffers: [UnsafeMutableRawBufferPointer], control: UnsafeMutableRawBufferPointer? = nil,
         flags: MessageFlags = []
     ) async throws -> (count: Int, flags: RecvFlags, controlLength: Int, address: SockAddr?) {
-        let raw = flags.rawValue
+        let raw = flags.union(.cmsgCloexec).rawValue
         let controlBase = control?.baseAddress, controlCount = control?.count ?? 0
         var storage = sockaddr_storage()
         var message = msghdr()
@@ -100,8 +103,8 @@ extension AsyncSocket {
             }
         }
         if let result = attempted {
-            return (result, RecvFlags(rawValue: message.msg_flags), message.msg_controllen,
-                    message.msg_namelen > 0 ? SockAddr(storage, message.msg_namelen) : nil)
+            return (result, RecvFlags(rawValue: message.msg_flags).droppingCloseOnExecEcho(), message.msg_controllen,
+                    SockAddr(storage, message.msg_namelen))
         }
         return try await wait(.recvMsg, prepare: { record in
             record.pointee.flags = raw
@@ -115,9 +118,9 @@ extension AsyncSocket {
         }, finish: { result, record in
             let count = try ResultCode.check(result)
             let message = record.pointee.message
-            let flags = RecvFlags(rawValue: Int32(bitPattern: record.pointee.resultFlags))
+            let flags = RecvFlags(rawValue: Int32(bitPattern: record.pointee.resultFlags)).droppingCloseOnExecEcho()
             return (count, flags, message.msg_controllen,
-                    message.msg_namelen > 0 ? SockAddr(record.pointee.address, message.msg_namelen) : nil)
+                    SockAddr(record.pointee.address, message.msg_namelen))
         })
     }
 }
@@ -163,13 +166,44 @@ extension AsyncSocket {
 
     /// Sends all of `bytes`, waiting as often as needed.
     public nonisolated(nonsending) func sendAll(_ bytes: [UInt8]) async throws {
-        let sent = try bytes.withUnsafeBytes { buffer in
-            try attempt(input: false, requested: buffer.count, flags: 0) {
-                sys_send($0, buffer.baseAddress, buffer.count, 0)
-            } ?? 0
+        try await sendAll(rest: bytes.withUnsafeBytes(sendNow(copyingRestOf:)))
+    }
+
+    /// Sends all of `string`'s UTF-8 bytes, waiting as often as needed.
+    public nonisolated(nonsending) func sendAll(_ string: String) async throws {
+        try await sendAll(string.utf8)
+    }
+
+    /// Sends all of `bytes`, waiting as often as needed: straight from their memory when they
+    /// are contiguous (a slice, a string's UTF-8 view), else from an array of them.
+    public nonisolated(nonsending) func sendAll(_ bytes: some Sequence<UInt8>) async throws {
+        let attempted = try bytes.withContiguousStorageIfAvailable {
+            try sendNow(copyingRestOf: UnsafeRawBufferPointer($0))
         }
-        if sent == bytes.count { return }
-        try await withCopy(bytes[sent...]) { try await sendAll($0) }
+        guard let rest = attempted else {
+            try await sendAll(Array(bytes))
+            return
+        }
+        try await sendAll(rest: rest)
+    }
+
+    /// Sends what the kernel takes from `buffer` without waiting; returns a copy of the rest
+    /// (nil when nothing is left), for ``sendAll(rest:)``.
+    private func sendNow(copyingRestOf buffer: UnsafeRawBufferPointer) throws -> UnsafeMutableRawBufferPointer? {
+        let sent = try attempt(input: false, requested: buffer.count, flags: 0) {
+            sys_send($0, buffer.baseAddress, buffer.count, 0)
+        } ?? 0
+        if sent == buffer.count { return nil }
+        let rest = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count - sent, alignment: 16)
+        rest.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[sent...]))
+        return rest
+    }
+
+    /// Sends all of `rest` (from ``sendNow(copyingRestOf:)``) and releases it.
+    private nonisolated(nonsending) func sendAll(rest: UnsafeMutableRawBufferPointer?) async throws {
+        guard let rest else { return }
+        defer { rest.deallocate() }
+        try await sendAll(UnsafeRawBufferPointer(rest))
     }
 
     /// Sends a datagram to `address`: `sendto(2)` or `IORING_OP_SENDMSG`.

@@ -33,6 +33,15 @@ extension AsyncSocket {
         try await sendMsg(bytes, to: address, control: [.udpSegment(segmentSize)], flags: flags)
     }
 
+    /// Sends `bytes`, a slice of an array (such as a prefix, `buffer[..<count]`), as datagrams of
+    /// `segmentSize` bytes in one `sendmsg(2)` or `IORING_OP_SENDMSG` with a `UDP_SEGMENT`
+    /// control message (see `sendSegmented(_:segmentSize:to:flags:)`).
+    public nonisolated(nonsending) func sendSegmented(
+        _ bytes: ArraySlice<UInt8>, segmentSize: UInt16, to address: SockAddr? = nil, flags: MessageFlags = []
+    ) async throws -> Int {
+        try await withCopy(bytes) { try await sendSegmented($0, segmentSize: segmentSize, to: address, flags: flags) }
+    }
+
     /// Receives one buffer of coalesced datagrams (with `setUdpGro(true)`; one plain datagram
     /// otherwise) and their segment size from the `UDP_GRO` control message: `recvmsg(2)` with
     /// `flags`, made when the socket is readable, with its control data on the stack — nothing is

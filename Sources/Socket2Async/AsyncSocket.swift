@@ -25,7 +25,7 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     public let reactor: Reactor
     let io: IOState
     /// The open descriptor, -1 once closed.
-    private let descriptor: Atomic<CInt>
+    let descriptor: Atomic<CInt>
 
     /// The descriptor, or -1 once the socket is closed.
     public var rawDescriptor: CInt { descriptor.load(ordering: .relaxed) }
@@ -58,6 +58,14 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
         self.reactor = reactor
         io = IOState(fd: fd, isStream: isStream, tracksReadiness: reactor.tracksReadiness)
         descriptor = Atomic(fd)
+    }
+
+    /// This socket — just accepted, with no operation yet — on `reactor`: a new object that
+    /// takes the descriptor over (this one is left closed).
+    func handedOver(to reactor: Reactor) -> AsyncSocket {
+        if reactor === self.reactor { return self }
+        let fd = descriptor.exchange(-1, ordering: .relaxed)
+        return AsyncSocket(accepted: fd, isStream: io.isStream, reactor: reactor)
     }
 
     deinit {
@@ -176,25 +184,6 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
         }
         try await wait(.shutdown, prepare: { $0.pointee.flags = raw }) { result, _ in
             _ = try ResultCode.check(result)
-        }
-    }
-
-    /// Closes the socket: its pending operations end first (they throw
-    /// ``ReactorError/socketClosed``, once the kernel has let go of their buffers), then the
-    /// descriptor is closed (`close(2)`, or `IORING_OP_CLOSE`). Closing a closed socket does
-    /// nothing.
-    public nonisolated(nonsending) func close() async throws {
-        let reactor = self.reactor, io = self.io
-        do {
-            try await reactor.onReactor {
-                if io.closed { return }
-                descriptor.store(-1, ordering: .relaxed)
-                try await reactor.close(io)
-            }
-        } catch ReactorError.shutDown {
-            // The reactor is gone, and with it every pending operation.
-            let fd = descriptor.exchange(-1, ordering: .relaxed)
-            if fd >= 0 { _ = try ResultCode.check(sys_close(fd)) }
         }
     }
 }

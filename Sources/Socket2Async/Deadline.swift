@@ -27,6 +27,11 @@ extension AsyncSocket {
     /// has to wait, on any ``AsyncSocket`` and any reactor: an operation still waiting at the
     /// deadline ends and throws `Errno.timedOut` (`ETIMEDOUT`).
     ///
+    /// `Errno.timedOut` here means "the deadline passed", although its description is the C
+    /// library's "Connection timed out": the connection itself is fine. The kernel reports
+    /// `ETIMEDOUT` on its own only for a connection it gave up on; ``deadlinePassed`` tells
+    /// the two apart inside the scope.
+    ///
     /// A time-out loses nothing, as a cancellation does not: an operation that completed before
     /// the deadline took effect returns its result, a receive that timed out took no byte, an
     /// accept that timed out took no connection, and a single send that timed out sent nothing;
@@ -46,7 +51,32 @@ extension AsyncSocket {
     /// }
     /// ```
     ///
-    /// `body` runs in the caller's isolation. The reactor keeps one timer per waiting operation
+    /// `body` runs in the caller's isolation (it is `nonisolated(nonsending)`), so it can use
+    /// what the caller holds — an actor's state, a local non-`Sendable` object — without sending
+    /// it anywhere. A helper of your own that reads or writes a socket (a line reader, a framer)
+    /// must keep to that isolation too: mark its async methods `nonisolated(nonsending)`, as
+    /// `BufferedReader` and `BufferedWriter` do. Without it, a non-`Sendable` helper's async
+    /// method runs on the generic executor, and a call inside `body` fails to compile ("sending
+    /// 'reader' risks causing data races").
+    ///
+    /// ```swift
+    /// final class LineReader {  // not Sendable
+    ///     let socket: AsyncSocket
+    ///     var pending: [UInt8] = []
+    ///     init(_ socket: AsyncSocket) { self.socket = socket }
+    ///
+    ///     nonisolated(nonsending) func readLine() async throws -> String? { ... }
+    /// }
+    ///
+    /// actor Session {
+    ///     let reader: LineReader
+    ///     func next() async throws -> String? {
+    ///         try await AsyncSocket.withTimeout(.seconds(30)) { try await reader.readLine() }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// The reactor keeps one timer per waiting operation
     /// and removes it when the operation ends, and allocates nothing for it; an operation that
     /// completes without waiting costs nothing. A scope around one waiting receive costs
     /// 0.7–0.9 µs more than the receive alone (package benchmark `await-resumed-timeout` against
@@ -57,5 +87,27 @@ extension AsyncSocket {
         var deadline = monotonicDeadline(after: timeout.nanosecondsClamped)
         if let outer = SocketDeadline.current { deadline = min(deadline, outer) }
         return try await SocketDeadline.$current.withValue(deadline) { try await body() }
+    }
+
+    /// Whether the current task's deadline (the innermost ``withTimeout(_:_:)`` scope, or an
+    /// outer one that ends earlier) has passed; false outside any scope.
+    ///
+    /// Tells the two kinds of `Errno.timedOut` apart: the deadline's, and the kernel's own
+    /// `ETIMEDOUT` for a connection it gave up on (unacknowledged data or zero-window probes past
+    /// `TCP_USER_TIMEOUT`, keep-alive probes unanswered, a `connect` whose SYNs went unanswered).
+    /// Ask inside the scope, where the deadline is known:
+    ///
+    /// ```swift
+    /// try await AsyncSocket.withTimeout(.seconds(30)) {
+    ///     do {
+    ///         return try await connection.recv(into: buffer)
+    ///     } catch Errno.timedOut where AsyncSocket.deadlinePassed {
+    ///         throw IdleClient()  // the client sent nothing for 30 seconds
+    ///     }
+    /// }
+    /// ```
+    public static var deadlinePassed: Bool {
+        guard let deadline = SocketDeadline.current else { return false }
+        return monotonicNanoseconds() >= deadline
     }
 }

@@ -276,6 +276,12 @@ final class EpollBackend: ReactorBackend {
             if result == -Int(EAGAIN) { io.writeReady = false }
         case .connect:
             result = attemptConnect(record, io)
+        case .readable:
+            result = sys_pollNow(fd, events: CShort(POLLIN))
+            if result == -Int(EAGAIN) { io.readReady = false }
+        case .writable:
+            result = sys_pollNow(fd, events: CShort(POLLOUT))
+            if result == -Int(EAGAIN) { io.writeReady = false }
         case .shutdown, .close, .streamWait, .multishot, .wakeRead:
             result = -Int(EINVAL)
         }

@@ -19,6 +19,10 @@ enum OpKind: UInt8 {
     case multishot
     /// The wake-up read of the reactor's eventfd (io_uring).
     case wakeRead
+    /// A wait until any pollable descriptor is readable (`POLLIN`) or writable (`POLLOUT`):
+    /// `poll(2)` on each readiness event (epoll), `IORING_OP_POLL_ADD` (io_uring). The result
+    /// is the descriptor's `revents`.
+    case readable, writable
 
     /// Whether the operation takes data from the socket's receive queue (the kinds a stranded
     /// datagram can complete).
@@ -27,8 +31,8 @@ enum OpKind: UInt8 {
     /// Whether the operation waits for the socket to become readable (epoll).
     var waitsForInput: Bool {
         switch self {
-        case .recv, .recvFrom, .recvMsg, .accept, .streamWait, .multishot, .wakeRead: return true
-        case .send, .sendTo, .sendMsg, .connect, .shutdown, .close: return false
+        case .recv, .recvFrom, .recvMsg, .accept, .streamWait, .multishot, .wakeRead, .readable: return true
+        case .send, .sendTo, .sendMsg, .connect, .shutdown, .close, .writable: return false
         }
     }
 }
@@ -71,6 +75,12 @@ enum ResultCode {
     static func check(_ result: Int) throws -> Int {
         if result >= 0 { return result }
         throw error(for: result)
+    }
+
+    /// The value, nil for `-EAGAIN`, or the error the result stands for.
+    @inline(__always)
+    static func checkOrAgain(_ result: Int) throws -> Int? {
+        result == -Int(EAGAIN) ? nil : try check(result)
     }
 
     static func error(for result: Int) -> any Error {

@@ -550,7 +550,15 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// Closes `io`: cancels its pending operations (they fail with `ReactorError.socketClosed`),
     /// waits until the kernel has let go of them, then closes the descriptor (reactor thread).
     nonisolated(nonsending) func close(_ io: IOState) async throws {
-        if io.closed { return }
+        guard beginClosing(io) else { return }
+        try await finishClosing(io)
+    }
+
+    /// The first half of `close(_:)`: marks `io` closed (operations started from now on fail
+    /// with `ReactorError.socketClosed`) and cancels its pending operations. False when `io` was
+    /// closed or being closed already (reactor thread).
+    func beginClosing(_ io: IOState) -> Bool {
+        if io.closed { return false }
         io.closed = true
         for head in [io.inputHead, io.outputHead] {
             var index = head
@@ -561,6 +569,12 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
                 index = next
             }
         }
+        return true
+    }
+
+    /// The second half of `close(_:)`: waits until the kernel has let go of the cancelled
+    /// operations of `io`, then closes its descriptor (reactor thread).
+    nonisolated(nonsending) func finishClosing(_ io: IOState) async throws {
         let index = ops.allocate(.close, fd: io.fd, io: io)
         let record = ops.record(index)
         let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
@@ -574,6 +588,22 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         ops.free(index)
         forget(io)
         _ = try ResultCode.check(result)
+    }
+
+    /// Closes `io` for the object that owns it (an `AsyncSocket` or `AsyncDescriptor`), whose
+    /// `descriptor` says -1 from then on: on the reactor thread, or at once when the reactor is
+    /// gone (and with it every pending operation).
+    nonisolated(nonsending) func close(_ io: IOState, owner descriptor: borrowing Atomic<CInt>) async throws {
+        do {
+            try await onReactor {
+                if io.closed { return }
+                descriptor.store(-1, ordering: .relaxed)
+                try await close(io)
+            }
+        } catch ReactorError.shutDown {
+            let fd = descriptor.exchange(-1, ordering: .relaxed)
+            if fd >= 0 { _ = try ResultCode.check(sys_close(fd)) }
+        }
     }
 
     /// The socket of `io` is gone without `close` (its owner was deinitialised): forget it.

@@ -4,8 +4,9 @@ import Glibc
 import Socket2
 import Synchronization
 
-/// Several reactors, one per core by default: a server scales across cores with one
-/// `SO_REUSEPORT` listener per reactor and each connection's task on its listener's reactor.
+/// Several reactors, one per core by default: a server scales across cores with its listening
+/// socket shared by the reactors (``listen(on:options:)``, ``serve(on:options:ready:_:)``) and
+/// each connection's task on the reactor that accepted it.
 public final class ReactorGroup: Sendable {
     /// The reactors, each with its own thread.
     public let reactors: [Reactor]
@@ -34,61 +35,5 @@ public final class ReactorGroup: Sendable {
     /// Shuts every reactor down (see ``Reactor/shutdown()``).
     public func shutdown() {
         for reactor in reactors { reactor.shutdown() }
-    }
-
-    /// Serves TCP connections on `address`: binds one listener per reactor (`SO_REUSEADDR`,
-    /// `SO_REUSEPORT`; port 0 picks one port for all) and runs `handler` for each accepted
-    /// connection as a child task whose executor preference is the connection's reactor.
-    ///
-    /// Runs until the calling task is cancelled (then it closes the listeners, waits for the
-    /// handlers, which see the cancellation, and throws `CancellationError`), or until a listener
-    /// fails (the error is thrown).
-    public nonisolated(nonsending) func serve(
-        on address: SockAddr, backlog: CInt = 1024,
-        _ handler: @escaping @Sendable (AsyncSocket, SockAddr) async -> Void
-    ) async throws {
-        try await serve(on: address, backlog: backlog, ready: { _ in }, handler)
-    }
-
-    /// `serve(on:backlog:_:)`, telling `ready` the bound address once every listener listens —
-    /// the port the kernel picked when `address` has port 0.
-    public nonisolated(nonsending) func serve(
-        on address: SockAddr, backlog: CInt,
-        ready: (SockAddr) -> Void,
-        _ handler: @escaping @Sendable (AsyncSocket, SockAddr) async -> Void
-    ) async throws {
-        var listeners: [AsyncSocket] = []
-        var bound = address
-        for reactor in reactors {
-            let listener = try AsyncSocket(domain: address.domain(), type: .stream, reactor: reactor)
-            listeners.append(listener)
-            try listener.setReuseAddress(true)
-            try listener.setReusePort(true)
-            try listener.bind(bound)
-            try listener.listen(backlog)
-            bound = try listener.localAddr()
-        }
-        ready(bound)
-        let all = listeners
-        do {
-            try await withThrowingDiscardingTaskGroup { group in
-                for listener in all {
-                    let reactor = listener.reactor
-                    group.addTask(executorPreference: reactor) {
-                        try await withThrowingDiscardingTaskGroup { connections in
-                            for try await (connection, peer) in listener.incoming {
-                                connections.addTask(executorPreference: reactor) {
-                                    await handler(connection, peer)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        } catch {
-            for listener in all { try? await listener.close() }
-            throw error
-        }
-        for listener in all { try? await listener.close() }
     }
 }

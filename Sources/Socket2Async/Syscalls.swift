@@ -114,6 +114,18 @@ func sys_getpeername(_ fd: CInt, _ storage: UnsafeMutablePointer<sockaddr_storag
     return result < 0 ? result : Int(length)
 }
 
+// MARK: - Readiness of any descriptor
+
+/// `poll(2)` of one descriptor without waiting: its `revents` when any of `events` (or an
+/// error or hang-up) is there, else `-EAGAIN`.
+func sys_pollNow(_ fd: CInt, events: CShort) -> Int {
+    var entry = pollfd(fd: fd, events: events, revents: 0)
+    let result = retryingEINTR { Int(poll(&entry, 1, 0)) }
+    if result < 0 { return result }
+    if entry.revents & CShort(POLLNVAL) != 0 { return -Int(EBADF) }
+    return result == 0 ? -Int(EAGAIN) : Int(entry.revents)
+}
+
 // MARK: - epoll and eventfd
 
 func sys_epoll_create() -> Int {

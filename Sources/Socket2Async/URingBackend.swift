@@ -9,7 +9,9 @@ import SystemPackage
 /// The ring is created on the reactor thread with `IORING_SETUP_SINGLE_ISSUER |
 /// IORING_SETUP_DEFER_TASKRUN` (falling back to `COOP_TASKRUN`, then to neither, where the
 /// kernel refuses them) and its descriptor registered (`io_uring_register_ring_fd`); only that
-/// thread submits, once per loop turn, everything queued. Each operation's `user_data` is its
+/// thread submits, once per loop turn, everything queued. Every turn also completes everything
+/// the kernel has ready (see `runDeferredWork`), so that requests are served in the order they
+/// became ready. Each operation's `user_data` is its
 /// `OpID`; cancellation is `IORING_OP_ASYNC_CANCEL` of that id, after which the operation's own
 /// completion is still awaited (it carries the result when the operation won the race).
 /// Multishot requests (accept; recvmsg with a ring of provided buffers) feed the streams. The
@@ -41,9 +43,10 @@ final class URingBackend: ReactorBackend {
         completions = .allocate(capacity: Self.batch)
         var result: CInt = -1
         var features: UInt32 = 0
+        // TASKRUN_FLAG: the kernel flags completions it holds as task work (IORING_SQ_TASKRUN).
         let flagSets: [UInt32] = [
-            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-            IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
+            IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
             IORING_SETUP_SUBMIT_ALL,
             0,
         ]
@@ -174,10 +177,35 @@ final class URingBackend: ReactorBackend {
         case .multishot:
             let stream = record.pointee.stream!.takeUnretainedValue() as! MultishotStream
             stream.prepare(entry)
+        case .readable:
+            io_uring_prep_poll_add(entry, fd, UInt32(POLLIN))
+        case .writable:
+            io_uring_prep_poll_add(entry, fd, UInt32(POLLOUT))
         case .streamWait, .wakeRead:
             io_uring_prep_nop(entry)
         }
+        if !record.pointee.kind.waitsForInput { pollFirstWhenFull(entry, record) }
         io_uring_sqe_set_data64(entry, record.pointee.id)
+    }
+
+    /// A send submitted after the socket said it is full (`EAGAIN` or a short write, which
+    /// cleared `writeReady`) waits for writability before the kernel tries it
+    /// (`IORING_RECVSEND_POLL_FIRST`), as epoll waits for an `EPOLLOUT` edge. Without it the
+    /// kernel tries at once, and a little room freed since — less than the third of the send
+    /// buffer that makes the socket writable — lets the send through where epoll waits: a send
+    /// under a deadline to a peer that stopped reading then went out on io_uring and timed out
+    /// on epoll. (It also spares an attempt that would most likely fail.)
+    @inline(__always)
+    private func pollFirstWhenFull(_ entry: UnsafeMutablePointer<io_uring_sqe>, _ record: UnsafeMutablePointer<OpRecord>) {
+        switch record.pointee.kind {
+        case .send, .sendTo, .sendMsg:
+            guard supportsMultishot,  // IORING_RECVSEND_POLL_FIRST came with 5.19, before it
+                  record.pointee.io?._withUnsafeGuaranteedRef({ $0.writeReady }) == false
+            else { return }
+            entry.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST)
+        default:
+            return
+        }
     }
 
     /// `msghdr` over the record's single buffer and address storage (recvfrom/sendto).
@@ -246,6 +274,10 @@ final class URingBackend: ReactorBackend {
             _ = io_uring_submit_and_wait(ring, 1)
         }
         drain()
+        if socket2async_sq_flags(ring) & IORING_SQ_TASKRUN != 0 {
+            runDeferredWork()
+            drain()
+        }
         // Completions the full queue could not take wait in the kernel's overflow list: flush
         // them (IORING_ENTER_GETEVENTS) until none is left.
         while io_uring_cq_has_overflow(ring) {
@@ -253,6 +285,24 @@ final class URingBackend: ReactorBackend {
             _ = io_uring_get_events(ring)
             drain()
         }
+    }
+
+    /// Completes every request the kernel holds ready as task work, now.
+    ///
+    /// With `DEFER_TASKRUN` a request that waited (a receive whose bytes arrived later) is
+    /// completed by task work that the kernel runs inside `io_uring_enter`, at most 20 items a
+    /// call (`IO_LOCAL_TW_DEFAULT_MAX`, kernels since early 2025) unless it waits for more; the rest
+    /// stay queued for the next call. A request that can complete when it is submitted (its
+    /// bytes already there) skips that queue. So each turn served every receive that found its
+    /// bytes at submission, but only 20–40 of those that had waited for theirs: at thousands of
+    /// connections, once a turn was long enough for the fast ones' next messages to arrive
+    /// within it, they were served every turn while the others queued for seconds. Asking for
+    /// as many completions as the queue holds, with a zero timeout, runs all the held work in
+    /// one call; it is made only when the kernel flags work left over (`IORING_SQ_TASKRUN`).
+    private func runDeferredWork() {
+        var now = __kernel_timespec(tv_sec: 0, tv_nsec: 0)
+        var first: UnsafeMutablePointer<io_uring_cqe>?
+        _ = io_uring_submit_and_wait_timeout(ring, &first, ring.pointee.cq.ring_entries, &now, nil)
     }
 
     private func drain() {

@@ -333,7 +333,7 @@ struct StreamTests {
             let ready = AsyncStream<SockAddr>.makeStream()
             let handled = Mutex<Set<ObjectIdentifier>>([])
             let server = Task {
-                try await group.serve(on: loopback(), backlog: 128, ready: { ready.continuation.yield($0) }) { connection, _ in
+                try await group.serve(on: loopback(), options: ServerOptions(backlog: 128), ready: { ready.continuation.yield($0.localAddress) }) { connection, _ in
                     #expect(connection.reactor.isCurrent)
                     handled.withLock { _ = $0.insert(ObjectIdentifier(connection.reactor)) }
                     if let bytes = try? await connection.recv(maxCount: 100) {
@@ -344,7 +344,7 @@ struct StreamTests {
             }
             var readyIterator = ready.stream.makeAsyncIterator()
             let address = try #require(await readyIterator.next())
-            // SO_REUSEPORT spreads connections by hash: enough of them reach both reactors.
+            // The accepting reactor hands connections to the reactors in turn.
             for round in 0..<64 {
                 let client = try AsyncSocket(domain: .ipv4, type: .stream, reactor: group.reactors[0])
                 try await client.connect(address)

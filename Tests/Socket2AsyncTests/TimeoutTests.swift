@@ -138,6 +138,52 @@ struct TimeoutTests {
         }
     }
 
+    @Test("A send under a deadline to a peer that stopped reading: the same on both backends", arguments: backends)
+    func sendToStalledPeer(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            // Fixed buffers (no autotuning): the server's send buffer is 2 MiB in the kernel.
+            setBufferSize(server, SO_SNDBUF, 1 << 20)
+            setBufferSize(client, SO_RCVBUF, 128 * 1024)
+            /// Sends `count` bytes under a 5 ms deadline, on the reactor thread as a server's
+            /// handler does; whether they went out.
+            @Sendable func send(_ count: Int) async throws -> Bool {
+                try await Task(executorPreference: reactor) {
+                    do {
+                        try await AsyncSocket.withTimeout(.milliseconds(5)) {
+                            try await server.sendAll([UInt8](repeating: 1, count: count))
+                        }
+                        return true
+                    } catch Errno.timedOut {
+                        return false
+                    }
+                }.value
+            }
+            // Replies the client does not read, until the buffers are full.
+            var sent = 0
+            while try await send(1000) { sent += 1000 }
+            // The client reads a little: some room comes back in the server's send buffer,
+            // far less than the third that makes a socket writable (poll(2), EPOLLOUT).
+            let queuedBefore = outputQueue(server)
+            var read = 0
+            while queuedBefore - outputQueue(server) < 32 * 1024 {
+                read += try await client.recv(maxCount: 16 * 1024).count
+            }
+            #expect(read < 512 * 1024)
+            // No send goes out on either backend. (io_uring's kernel-side send used to try at
+            // once and go out, where epoll waited for writability and timed out.)
+            #expect(try await send(100) == false)
+            #expect(sent > 0)
+            // A send that waits for writability goes out once the client reads again.
+            let last = Task(executorPreference: reactor) { try await server.sendAll([2]) }
+            var tail: UInt8 = 0
+            while tail != 2 { tail = try await client.recv(maxCount: 64 * 1024).last ?? 0 }
+            try await last.value
+            try await client.close()
+            try await server.close()
+        }
+    }
+
     @Test("Nested deadlines: the earlier one holds, also for connect's own time-out", arguments: backends)
     func nestedDeadlines(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
@@ -238,4 +284,11 @@ extension AsyncTests.ReactorTests.ReactorBoundEcho {
             return try await socket.recv(maxCount: 16)
         }
     }
+}
+
+/// Bytes in the socket's send queue, not yet acknowledged by the peer (`SIOCOUTQ`).
+func outputQueue(_ socket: AsyncSocket) -> Int {
+    var count: CInt = 0
+    _ = ioctl(socket.rawDescriptor, UInt(TIOCOUTQ), &count)
+    return Int(count)
 }

@@ -393,7 +393,7 @@ struct DescriptionTests {
         let truncated = RecvFlags(rawValue: CInt(MSG_TRUNC))
         #expect(truncated.isTruncated() && !truncated.isEndOfRecord())
         #expect(truncated.description == "RecvFlags(isTruncated: true, isEndOfRecord: false, "
-            + "isOutOfBand: false, isConfirm: false, isDontroute: false)")
+            + "isOutOfBand: false, isConfirm: false, isDontroute: false, isControlTruncated: false)")
     }
 
     @Test func socketDescriptionShowsDescriptorAndAddresses() throws {

@@ -110,11 +110,7 @@ import Testing
     /// with its offender address, decoded.
     @Test(arguments: [Domain.ipv4, .ipv6])
     func icmpErrorFromTheErrorQueue(_ domain: Domain) throws {
-        let closedPort: SockAddr
-        do {
-            let placeholder = try BeyondLoopback.udp(domain)
-            closedPort = try placeholder.localAddr()
-        }  // Closed here: nothing listens on the port any more.
+        let closedPort = try BeyondLoopback.closedUdpPort(domain)
         let sender = try BeyondLoopback.udp(domain)
         if domain == .ipv6 {
             try sender.setOption(CInt(IPPROTO_IPV6), IPV6_RECVERR, CInt(1))

@@ -109,6 +109,35 @@ func asyncBenchmarks(_ backend: Reactor.Backend, name: String) {
         return (bench, try Connection.tcp(on: bench.reactor))
     }
 
+    // The span forms: a span held across the call's suspension, still without allocating.
+    Benchmark("\(name).recv-span") { (benchmark: Benchmark, state: (BenchReactor, Connection<AsyncSocket>)) in
+        let (bench, connection) = state
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                try connection.peerSend()
+                var span = OutputRawSpan(buffer: connection.buffer, initializedCount: 0)
+                blackHole(try await connection.local.recv(into: &span))
+                blackHole(span.finalize(for: connection.buffer))
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try Connection.tcp(on: bench.reactor))
+    }
+
+    Benchmark("\(name).send-span") { (benchmark: Benchmark, state: (BenchReactor, Connection<AsyncSocket>)) in
+        let (bench, connection) = state
+        await bench.measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                blackHole(try await connection.local.send(RawSpan(_unsafeBytes: connection.message)))
+                try connection.peerReceive()
+            }
+        }
+    } setup: {
+        let bench = try await reactor()
+        return (bench, try Connection.tcp(on: bench.reactor))
+    }
+
     Benchmark("\(name).recvFrom") { (benchmark: Benchmark, state: (BenchReactor, Connection<AsyncSocket>)) in
         let (bench, connection) = state
         await bench.measure(benchmark) {

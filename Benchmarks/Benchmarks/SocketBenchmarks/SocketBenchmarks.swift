@@ -71,6 +71,41 @@ func syncBenchmarks() {
         try Connection.tcp()
     }
 
+    // The span forms: the same calls through a span, still without allocating.
+    Benchmark("sync.recv-span") { benchmark, connection in
+        let counters = ThreadCounters.currentThread()
+        counters.measure(benchmark) {
+            do throws(Errno) {
+                for _ in benchmark.scaledIterations {
+                    try connection.peerSend()
+                    var span = OutputRawSpan(buffer: connection.buffer, initializedCount: 0)
+                    blackHole(try connection.local.recv(into: &span))
+                    blackHole(span.finalize(for: connection.buffer))
+                }
+            } catch {
+                benchmark.error("\(error)")
+            }
+        }
+    } setup: {
+        try Connection.tcp()
+    }
+
+    Benchmark("sync.send-span") { benchmark, connection in
+        let counters = ThreadCounters.currentThread()
+        counters.measure(benchmark) {
+            do throws(Errno) {
+                for _ in benchmark.scaledIterations {
+                    blackHole(try connection.local.send(RawSpan(_unsafeBytes: connection.message)))
+                    try connection.peerReceive()
+                }
+            } catch {
+                benchmark.error("\(error)")
+            }
+        }
+    } setup: {
+        try Connection.tcp()
+    }
+
     Benchmark("sync.recvFrom") { benchmark, connection in
         let counters = ThreadCounters.currentThread()
         counters.measure(benchmark) {

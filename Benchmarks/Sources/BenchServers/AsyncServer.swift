@@ -2,7 +2,7 @@
 // write a server: every task runs on its socket's reactor (`Task(executorPreference:)`),
 // connections come from `incoming` and datagrams from `datagrams(maxSize:)` (multishot accept
 // and multishot recvmsg with provided buffers on io_uring), one task per connection, one
-// reactor and one SO_REUSEPORT listener per thread.
+// reactor per thread, all serving one socket (or one SO_REUSEPORT socket each, when asked).
 import CBenchSupport
 import Socket2
 import Socket2Async
@@ -31,14 +31,20 @@ final class AsyncServer: BenchServer, @unchecked Sendable {
         group = try ReactorGroup(count: count, backend: backend)
         var sockets: [AsyncSocket] = []
         var port = config.port
+        // One socket for the port, without SO_REUSEPORT unless asked (`--reuse-port`): a second
+        // server started on the port fails with EADDRINUSE instead of taking a share. The other
+        // reactors serve duplicates of its descriptor.
+        let makeSocket = { (port: UInt16) throws -> Socket in
+            config.mode.isUDP
+                ? try makeUDPSocket(
+                    port: port, reusePort: config.reusePort,
+                    receiveBuffer: config.mode == .udpDrain ? drainReceiveBufferSize : nil)
+                : try makeTCPListener(port: port, reusePort: config.reusePort)
+        }
         do {
             for reactor in group.reactors {
-                let socket =
-                    config.mode.isUDP
-                    ? try makeUDPSocket(
-                        port: port, reusePort: count > 1,
-                        receiveBuffer: config.mode == .udpDrain ? drainReceiveBufferSize : nil)
-                    : try makeTCPListener(port: port, reusePort: count > 1)
+                let socket = try sockets.first.map { config.reusePort ? try makeSocket(port) : try $0.tryClone() }
+                    ?? makeSocket(port)
                 port = try boundPort(socket)
                 sockets.append(try AsyncSocket(socket, reactor: reactor))
             }
@@ -193,7 +199,7 @@ func ioUringSetupFlags() -> String {
     let flags = cbench_probe_io_uring_flags()
     guard flags >= 0 else { return "none accepted (errno \(-flags))" }
     let names: [(Int, String)] = [
-        (1 << 12, "SINGLE_ISSUER"), (1 << 13, "DEFER_TASKRUN"), (1 << 8, "COOP_TASKRUN"),
+        (1 << 12, "SINGLE_ISSUER"), (1 << 13, "DEFER_TASKRUN"), (1 << 8, "COOP_TASKRUN"), (1 << 9, "TASKRUN_FLAG"),
         (1 << 7, "SUBMIT_ALL"), (1 << 3, "CQSIZE"),
     ]
     let set = names.filter { flags & $0.0 != 0 }.map(\.1)

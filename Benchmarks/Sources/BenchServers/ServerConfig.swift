@@ -49,14 +49,18 @@ public struct ServerConfig: Sendable {
     public var mode: ServerMode
     /// 0 lets the kernel choose (reported back as ``BenchServer/port``).
     public var port: UInt16
-    /// Reactors / event loops / `SO_REUSEPORT` listeners. The sync backend ignores it.
+    /// Reactors / event loops. The sync backend ignores it.
     public var threads: Int
+    /// One `SO_REUSEPORT` socket per reactor instead of one socket that they share (Socket2Async
+    /// backends; NIO always uses `SO_REUSEPORT` with several loops).
+    public var reusePort: Bool
 
-    public init(backend: ServerBackend, mode: ServerMode, port: UInt16, threads: Int = 1) {
+    public init(backend: ServerBackend, mode: ServerMode, port: UInt16, threads: Int = 1, reusePort: Bool = false) {
         self.backend = backend
         self.mode = mode
         self.port = port
         self.threads = threads
+        self.reusePort = reusePort
     }
 }
 

@@ -64,8 +64,8 @@ final class LoadGenerator {
             threads.append(try JoinableThread {
                 if connections == 1 { echoOne(address, size: size, control) } else { echoMany(address, connections: connections, size: size, control) }
             })
-        case .backlog, .udpBacklog:
-            throw BenchError("drain scenarios have no load generator")
+        case .backlog, .udpBacklog, .idle:
+            throw BenchError("drain and memory scenarios have no load generator")
         }
     }
 

@@ -142,6 +142,8 @@ struct Report {
             return format(cell.headline / 1000, digits: 2) + " " + cell.scenario.unit
         case .latency:
             return format(cell.headline / 1000, digits: 1) + " µs p50"
+        case .memory:
+            return format(cell.headline / 1024, digits: 2) + " " + cell.scenario.unit
         }
     }
 
@@ -156,7 +158,13 @@ struct Report {
         if cell.scenario.kind == .latency, let p99 = cell.p99, let p999 = cell.p999 {
             notes.append("p99 \(format(p99 / 1000, digits: 1)) p99.9 \(format(p999 / 1000, digits: 1)) µs")
         } else if let p50 = cell.p50, let p99 = cell.p99 {
-            notes.append("p50 \(format(p50 / 1000, digits: 1)) p99 \(format(p99 / 1000, digits: 1)) µs")
+            var latency = "p50 \(formatLatency(p50)) p99 \(formatLatency(p99))"
+            if let maximum = cell.maxLatency { latency += " max \(formatLatency(maximum))" }
+            notes.append(latency)
+            if let tail = cell.tail { notes.append(tail) }
+        }
+        if let resident = cell.runs.compactMap(\.residentBytes).max() {
+            notes.append("server resident \(format(Double(resident) / 1_048_576, digits: 1)) MiB with \(cell.scenario.connections) connections")
         }
         if let perOperation = cell.clientCPUPerOperation {
             notes.append("client CPU/op \(format(perOperation / 1000, digits: 2)) µs")
@@ -230,6 +238,8 @@ struct Report {
             "server CPU/op: server process CPU time (all threads) / operations in the window; CPU vs NIO < 1 is cheaper.",
             "server CPU, client CPU: cores used in the window; 'client-bound' (client ≥ 0.95) means the client, not the server, limited the rate: compare CPU/op there.",
             "latency scenarios: the client spins (client CPU 1.00 by construction); the server sleeps and is woken for every message.",
+            "echo notes: p50, p99 and max of the round trips (max: the largest of any repetition); 'TAIL' flags p99 above 4× p50 or a maximum above 20× p50 (connections left waiting while others are served).",
+            "idle-memory: the server's resident memory (/proc/PID/statm) with the connections open after one echo each, less before them, per connection; lower is better.",
             "scenarios:",
         ]
         for scenario in scenarios { lines.append("  \(scenario.name): \(scenario.title)") }
@@ -316,6 +326,7 @@ struct Report {
                                     json.field("p50Nanos", cell.p50)
                                     json.field("p99Nanos", cell.p99)
                                     json.field("p999Nanos", cell.p999)
+                                    json.field("maxNanos", cell.maxLatency)
                                     if let nio = self.cell(cell.scenario, .nio) {
                                         json.field("performanceVsNIO", cell.performance(against: nio))
                                         json.field("cpuVsNIO", cell.cpuRatio(against: nio))
@@ -341,6 +352,7 @@ struct Report {
                                                     json.field("p50Nanos", run.p50)
                                                     json.field("p99Nanos", run.p99)
                                                     json.field("p999Nanos", run.p999)
+                                                    json.field("maxNanos", run.maxLatency)
                                                     json.field("otherProcessesCPU", run.otherCPU)
                                                     json.field("disturbed", run.disturbed ? "yes" : "no")
                                                     json.field("discardedAttempts", run.discarded)

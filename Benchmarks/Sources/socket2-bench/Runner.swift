@@ -26,6 +26,7 @@ struct RunResult: Sendable {
     var p50: Double?
     var p99: Double?
     var p999: Double?
+    var maxLatency: Double? = nil
     /// Ping-pong datagrams never answered (after 200 ms).
     var lost = 0
     /// Client errors during the run (the first one is in `firstError`).
@@ -39,6 +40,8 @@ struct RunResult: Sendable {
     var disturbed = false
     /// Earlier attempts discarded as disturbed.
     var discarded = 0
+    /// The server's resident memory at the end (memory scenarios).
+    var residentBytes: Int? = nil
 }
 
 struct RunSettings {
@@ -88,6 +91,8 @@ struct Runner {
         switch scenario.kind {
         case .live, .latency:
             return try runLive(scenario, backend: backend, repetition: repetition, server: server)
+        case .memory:
+            return try runIdleMemory(scenario, backend: backend, repetition: repetition, server: server)
         case .drain:
             var result = try runDrain(scenario, backend: backend, repetition: repetition, server: server)
             // A drain keeps the server busy: less than 90% of the wall time on the CPU means
@@ -152,6 +157,7 @@ struct Runner {
             result.p50 = Double(latencies.valueAtPercentile(50))
             result.p99 = Double(latencies.valueAtPercentile(99))
             result.p999 = Double(latencies.valueAtPercentile(99.9))
+            result.maxLatency = Double(latencies.max)
             if scenario.kind == .latency { result.headline = result.p50! }
         }
         return result

@@ -9,6 +9,9 @@ struct Scenario: Sendable, Hashable {
         case drain
         /// One request in flight, a spinning client: the result is a latency.
         case latency
+        /// Connections opened and left idle: the result is the server's resident memory per
+        /// connection.
+        case memory
     }
 
     enum Client: Sendable, Hashable {
@@ -28,6 +31,8 @@ struct Scenario: Sendable, Hashable {
         case pingPong(udp: Bool)
         /// `connections` TCP connections, each with one message of `size` in flight.
         case echo(connections: Int, size: Int)
+        /// `connections` TCP connections, one echo each, then left open and idle.
+        case idle(connections: Int)
     }
 
     /// Short name for `--scenarios`.
@@ -43,6 +48,8 @@ struct Scenario: Sendable, Hashable {
     var serverCounts: Bool
     /// The backends the scenario runs on (nil: all).
     var onlyBackends: [ServerBackend]? = nil
+    /// Backends that sit the scenario out, with the reason printed in the report.
+    var skipped: [ServerBackend: String] = [:]
 
     static let all: [Scenario] = [
         Scenario(name: "accept", title: "accept, live, 4 client threads", kind: .live, mode: .accept,
@@ -71,6 +78,7 @@ struct Scenario: Sendable, Hashable {
                  client: .echo(connections: 32, size: 64), operation: "msg", serverCounts: false),
         Scenario(name: "echo-256", title: "echo, 64 B, 256 connections", kind: .live, mode: .tcpEcho,
                  client: .echo(connections: 256, size: 64), operation: "msg", serverCounts: false),
+        echo1k, echo10k, idleMemory,
     ]
 
     /// Scenarios by name or by group prefix (`udp-recv` is both sizes, `echo` all three).
@@ -94,8 +102,12 @@ struct Scenario: Sendable, Hashable {
         case .live: operation == "byte" ? "GiB/s" : "\(operation)/s"
         case .drain: "µs/\(operation)"
         case .latency: "µs p50"
+        case .memory: "KiB/\(operation)"
         }
     }
+
+    /// Why the scenario skips `backend`, or nil when it runs there.
+    func skipReason(_ backend: ServerBackend) -> String? { skipped[backend] }
 
     /// Whether a higher headline number is better.
     var higherIsBetter: Bool { kind == .live }

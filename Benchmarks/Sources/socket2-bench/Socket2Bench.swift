@@ -18,7 +18,7 @@ struct Socket2Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socket2-bench",
         abstract: "Socket2's sync core, epoll and io_uring backends against SwiftNIO on loopback.",
-        subcommands: [Run.self, Serve.self],
+        subcommands: [Run.self, Serve.self, Soak.self],
         defaultSubcommand: Run.self)
 }
 
@@ -72,7 +72,9 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        let scenarioList = try Scenario.select(scenarios.map { $0.split(separator: ",").map(String.init) } ?? Scenario.all.map(\.name))
+        var scenarioList = try Scenario.select(scenarios.map { $0.split(separator: ",").map(String.init) } ?? Scenario.all.map(\.name))
+        // --quick stays quick: the scenarios at scale run with a few hundred connections.
+        if quick { scenarioList = scenarioList.map { $0.limited(toConnections: 500) } }
         var backendList: [ServerBackend] = []
         for name in backends.split(separator: ",") {
             guard let backend = ServerBackend(rawValue: String(name)) else {
@@ -114,7 +116,14 @@ struct Run: ParsableCommand {
         let started = monotonicNanos()
         var cells: [Cell] = []
         for scenario in scenarioList {
-            for backend in backendList where scenario.runs(on: backend) { cells.append(Cell(scenario: scenario, backend: backend, runs: [], failures: [])) }
+            for backend in backendList where scenario.runs(on: backend) {
+                if let reason = scenario.skipReason(backend) {
+                    unavailable.append("\(scenario.name) \(backend.rawValue): skipped (\(reason))")
+                    printError("socket2-bench: \(scenario.name) on \(backend.rawValue) skipped: \(reason)")
+                    continue
+                }
+                cells.append(Cell(scenario: scenario, backend: backend, runs: [], failures: []))
+            }
         }
         let total = repetitionCount * cells.count
         var done = 0
@@ -157,6 +166,10 @@ struct Run: ParsableCommand {
         case .live: text = si(result.rate) + " \(result.scenario.operation)/s"
         case .drain: text = format(result.headline / 1000, digits: 2) + " µs/\(result.scenario.operation)"
         case .latency: text = format(result.headline / 1000, digits: 1) + " µs p50"
+        case .memory: text = format(result.headline / 1024, digits: 2) + " KiB/\(result.scenario.operation)"
+        }
+        if let p50 = result.p50, let p99 = result.p99, let maximum = result.maxLatency, result.scenario.kind == .live {
+            text += ", p50 \(formatLatency(p50)) p99 \(formatLatency(p99)) max \(formatLatency(maximum))"
         }
         text += ", server CPU " + format(result.serverCPU, digits: 2)
         if let client = result.clientCPU { text += ", client CPU " + format(client, digits: 2) }

@@ -1,5 +1,5 @@
 // An example server on Socket2Async, obeying the peer harness's contract
-// (/work/shared/bench/README.md, "Plugging in a new server"):
+// (../shared/bench/README.md, "Plugging in a new server"):
 //
 //   socket2-server [--backend epoll|io_uring|automatic] [--threads N] --mode MODE --port N
 //
@@ -21,8 +21,11 @@ struct Socket2Server: ParsableCommand {
     @Option(help: "epoll, io_uring, automatic (or sync, nio for comparison)")
     var backend: ServerBackend = .automatic
 
-    @Option(help: "Reactors (event loops), each with its own SO_REUSEPORT listener.")
+    @Option(help: "Reactors (event loops), serving one socket that no other process can bind.")
     var threads: Int = 1
+
+    @Flag(help: "One SO_REUSEPORT socket per reactor (another server on the port then joins it).")
+    var reusePort = false
 
     @Option(help: "accept, tcp-echo, udp-echo, tcp-stream (or udp-sink)")
     var mode: ServerMode
@@ -38,7 +41,7 @@ struct Socket2Server: ParsableCommand {
     }
 
     func run() throws {
-        let config = ServerConfig(backend: backend, mode: mode, port: port, threads: threads)
+        let config = ServerConfig(backend: backend, mode: mode, port: port, threads: threads, reusePort: reusePort)
         if control { serveControlled(config) }
         try serveForever(config)
     }

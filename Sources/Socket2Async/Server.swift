@@ -1,0 +1,327 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Socket2
+import SystemPackage
+import Synchronization
+
+/// How the reactors of a ``ReactorGroup`` share a server's port.
+public enum ListenerSharing: Sendable, Hashable {
+    /// One listening socket, bound without `SO_REUSEPORT`: no other socket — of this process or
+    /// another — can bind the port while it listens (`EADDRINUSE`). One reactor accepts (the
+    /// group's first) and hands the connections to the group's reactors in turn, each
+    /// connection's handler running on its reactor. (Reactors accepting from one socket
+    /// together would not share the work: io_uring wakes the same ring for every connection.)
+    case oneSocket
+    /// One listener per reactor, each with `SO_REUSEPORT`: the kernel spreads connections over
+    /// them by a hash of the addresses. Any other socket of the same user that sets
+    /// `SO_REUSEPORT` can join the port — another copy of the server would start without an
+    /// error and take a share of the connections. Choose it only when that is wanted (a new
+    /// version of a server taking over a port from the old one).
+    case reusePort
+}
+
+/// How ``ReactorGroup/listen(on:options:)`` and ``ReactorGroup/serve(on:options:ready:_:)`` set
+/// up a server.
+public struct ServerOptions: Sendable {
+    /// The listen backlog (`listen(2)`; the kernel caps it at `net.core.somaxconn`).
+    public var backlog: CInt
+    /// How the group's reactors share the port.
+    public var sharing: ListenerSharing
+    /// How long handlers may run after a graceful ``Server/shutdown(gracePeriod:)`` that names
+    /// no period, before they are cancelled.
+    public var gracePeriod: Duration
+    /// Called with each listening socket after `SO_REUSEADDR` (and `SO_REUSEPORT` when
+    /// ``sharing`` says so) are set and before `bind(2)`: set more options here
+    /// (`setTcpFastopen`, `setTcpDeferAccept`, `setOnlyV6`, …). An error it throws is thrown by
+    /// `listen` and `serve`.
+    public var configure: @Sendable (SockRef) throws -> Void
+
+    /// Options: backlog 1024, one listening socket, a grace period of 10 seconds, no more
+    /// socket options.
+    public init(
+        backlog: CInt = 1024, sharing: ListenerSharing = .oneSocket, gracePeriod: Duration = .seconds(10),
+        configure: @escaping @Sendable (SockRef) throws -> Void = { _ in }
+    ) {
+        self.backlog = backlog
+        self.sharing = sharing
+        self.gracePeriod = gracePeriod
+        self.configure = configure
+    }
+}
+
+/// A one-shot event: waiters wait until it happens (or until their task is cancelled).
+final class OneShotEvent: Sendable {
+    private struct State {
+        var happened = false
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextID: UInt64 = 0
+    }
+    private let state = Mutex(State())
+
+    var happened: Bool { state.withLock { $0.happened } }
+
+    /// Makes the event happen: every waiter resumes. Returns false when it had happened already.
+    @discardableResult
+    func signal() -> Bool {
+        let waiters: [CheckedContinuation<Void, Never>]? = state.withLock { state in
+            if state.happened { return nil }
+            state.happened = true
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters ?? [] { waiter.resume() }
+        return waiters != nil
+    }
+
+    /// Returns once the event happened, or once the calling task is cancelled.
+    func wait() async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waiting = state.withLock { state in
+                    if state.happened { return false }
+                    state.waiters[id] = continuation
+                    return true
+                }
+                if !waiting {
+                    continuation.resume()
+                } else if Task.isCancelled {
+                    state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+                }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+}
+
+/// The signal a server gives its handlers when it shuts down gracefully: it stopped accepting,
+/// and they should finish what they are doing (answer the request in hand, say goodbye, close)
+/// before the grace period ends, when they are cancelled.
+///
+/// A handler reads it from ``ShutdownSignal/current`` (a task-local value the server sets for
+/// its handlers) or from ``Server/shutdownSignal``, and checks ``isTriggered`` between requests
+/// or awaits ``wait()``.
+public final class ShutdownSignal: Sendable {
+    let event = OneShotEvent()
+
+    /// A signal that has not been triggered.
+    public init() {}
+
+    /// The signal of the server whose handler is running (nil outside a server's handlers).
+    @TaskLocal public static var current: ShutdownSignal?
+
+    /// Whether the graceful shutdown has begun.
+    public var isTriggered: Bool { event.happened }
+
+    /// Returns once the graceful shutdown has begun — or once the calling task is cancelled
+    /// (check `Task.isCancelled` when that matters).
+    public func wait() async { await event.wait() }
+
+    /// Triggers the signal (what the server does when it shuts down gracefully).
+    public func trigger() { event.signal() }
+}
+
+/// A TCP server on a ``ReactorGroup``: bound and listening from ``ReactorGroup/listen(on:options:)``
+/// on, serving from ``run(_:)``, shut down gracefully by ``shutdown(gracePeriod:)``.
+///
+/// ```swift
+/// let server = try group.listen(on: SockAddr(SocketAddrV4(.localhost, 8080)))  // bind errors here
+/// print("listening on", server.localAddress)
+/// // elsewhere, e.g. on SIGTERM: server.shutdown()
+/// try await server.run { connection, peer in … }   // returns once shut down
+/// ```
+public final class Server: Sendable {
+    /// The reactors that serve.
+    public let group: ReactorGroup
+    /// The address the listeners are bound to — with the port the kernel picked when the
+    /// requested one was 0.
+    public let localAddress: SockAddr
+    /// The options the server was set up with.
+    public let options: ServerOptions
+    /// Triggered when a graceful shutdown begins; handlers also find it in
+    /// ``ShutdownSignal/current``.
+    public let shutdownSignal = ShutdownSignal()
+
+    private let listeners: [AsyncSocket]
+    private struct State {
+        var running = false
+        var gracePeriod: Duration?
+        var failure: (any Error)?
+        var activeHandlers = 0
+    }
+    private let state = Mutex(State())
+    /// Happens when the server must stop: a shutdown was requested or a listener failed.
+    private let stopRequested = OneShotEvent()
+    /// Happens when the last handler ended after the server stopped accepting.
+    private let drained = OneShotEvent()
+
+    init(group: ReactorGroup, address: SockAddr, options: ServerOptions) throws {
+        self.group = group
+        self.options = options
+        var listeners: [AsyncSocket] = []
+        switch options.sharing {
+        case .oneSocket:
+            let socket = try Self.listeningSocket(address, options, reusePort: false)
+            localAddress = try socket.localAddr()
+            listeners.append(try AsyncSocket(socket, reactor: group.reactors[0]))
+        case .reusePort:
+            var bound = address
+            for reactor in group.reactors {
+                let socket = try Self.listeningSocket(bound, options, reusePort: true)
+                bound = try socket.localAddr()
+                listeners.append(try AsyncSocket(socket, reactor: reactor))
+            }
+            localAddress = bound
+        }
+        self.listeners = listeners
+    }
+
+    /// A stream socket for `address`: `SO_REUSEADDR` (a restarted server binds while its old
+    /// connections linger in `TIME_WAIT`; it never lets two listeners share a port),
+    /// `SO_REUSEPORT` if asked, the caller's options, `bind(2)`, `listen(2)`.
+    private static func listeningSocket(_ address: SockAddr, _ options: ServerOptions, reusePort: Bool) throws -> Socket {
+        let socket = try Socket(domain: address.domain(), type: .stream)
+        try socket.setReuseAddress(true)
+        if reusePort { try socket.setReusePort(true) }
+        try options.configure(SockRef(socket))
+        try socket.bind(address)
+        try socket.listen(options.backlog)
+        return socket
+    }
+
+    /// Whether a graceful shutdown has begun.
+    public var isShuttingDown: Bool { stopRequested.happened }
+
+    /// Begins a graceful shutdown, from any thread or task: the server stops accepting (its
+    /// listeners are closed), its handlers see ``shutdownSignal`` and may run for up to
+    /// `gracePeriod` (default: ``ServerOptions/gracePeriod``; `.zero`: cancel them at once),
+    /// then the ones still running are cancelled, and ``run(_:)`` returns. Calling it again
+    /// does nothing; calling it before `run` makes `run` return at once.
+    public func shutdown(gracePeriod: Duration? = nil) {
+        state.withLock { state in
+            if state.gracePeriod == nil { state.gracePeriod = gracePeriod ?? options.gracePeriod }
+        }
+        stopRequested.signal()
+    }
+
+    /// Serves: runs `handler` for each accepted connection as a child task whose executor
+    /// preference is the connection's reactor, with ``ShutdownSignal/current`` set.
+    ///
+    /// Returns normally after a graceful ``shutdown(gracePeriod:)`` once every handler has
+    /// ended. When the calling task is cancelled, the handlers are cancelled at once and this
+    /// throws `CancellationError` when they have ended; when a listener fails, its error is
+    /// thrown the same way. The listeners are closed when this returns or throws. A server runs
+    /// once: a second call throws `Errno.invalidArgument`.
+    public func run(_ handler: @escaping @Sendable (AsyncSocket, SockAddr) async -> Void) async throws {
+        let first = state.withLock { state in
+            defer { state.running = true }
+            return !state.running
+        }
+        guard first else { throw Errno.invalidArgument }
+        try await ShutdownSignal.$current.withValue(shutdownSignal) {
+            try await withThrowingDiscardingTaskGroup { group in
+                for listener in listeners {
+                    group.addTask(executorPreference: listener.reactor) {
+                        try await self.accept(on: listener, handler)
+                    }
+                }
+                await stopRequested.wait()
+                await stopAccepting()
+                let gracePeriod = state.withLock { $0.gracePeriod }
+                if let gracePeriod {
+                    shutdownSignal.trigger()
+                    await waitForHandlers(upTo: gracePeriod)
+                }
+                group.cancelAll()
+            }
+        }
+        await stopAccepting()
+        if let failure = state.withLock({ $0.failure }) { throw failure }
+        if state.withLock({ $0.gracePeriod }) == nil { throw CancellationError() }
+    }
+
+    /// The accept loop of one listener; each connection's handler a child task on its reactor.
+    private func accept(
+        on listener: AsyncSocket, _ handler: @escaping @Sendable (AsyncSocket, SockAddr) async -> Void
+    ) async throws {
+        let handsOver = options.sharing == .oneSocket && group.reactors.count > 1
+        try await withThrowingDiscardingTaskGroup { connections in
+            do {
+                for try await (accepted, peer) in listener.incoming {
+                    let connection = handsOver ? accepted.handedOver(to: group.next()) : accepted
+                    state.withLock { $0.activeHandlers += 1 }
+                    connections.addTask(executorPreference: connection.reactor) {
+                        await handler(connection, peer)
+                        self.handlerEnded()
+                    }
+                }
+            } catch {
+                // Closed by a shutdown: the handlers go on. Anything else stops the server.
+                if stopRequested.happened && !Task.isCancelled { return }
+                state.withLock { state in
+                    if state.failure == nil && !(error is CancellationError) { state.failure = error }
+                }
+                stopRequested.signal()
+                throw error
+            }
+        }
+    }
+
+    private func handlerEnded() {
+        let last = state.withLock { state in
+            state.activeHandlers -= 1
+            return state.activeHandlers == 0
+        }
+        if last && stopRequested.happened { drained.signal() }
+    }
+
+    /// Closes the listeners: their accept loops end; connections the kernel had queued but
+    /// nobody accepted are reset.
+    private func stopAccepting() async {
+        for listener in listeners { try? await listener.close() }
+    }
+
+    /// Waits until every handler has ended, for at most `gracePeriod`.
+    private func waitForHandlers(upTo gracePeriod: Duration) async {
+        if state.withLock({ $0.activeHandlers }) == 0 || gracePeriod <= .zero { return }
+        await withTaskGroup(of: Void.self) { race in
+            race.addTask { [drained] in await drained.wait() }
+            race.addTask { try? await Task.sleep(for: gracePeriod) }
+            await race.next()
+            race.cancelAll()
+        }
+    }
+}
+
+extension ReactorGroup {
+    /// Binds a TCP server to `address` now (a bind error, such as `EADDRINUSE` when another
+    /// socket holds the port, is thrown here) and returns it, listening; ``Server/run(_:)``
+    /// serves.
+    ///
+    /// The listening socket gets `SO_REUSEADDR` (so that a restarted server need not wait for
+    /// its old connections' `TIME_WAIT`; this never lets two listeners share a port), then
+    /// ``ServerOptions/configure`` runs, then `bind(2)` and `listen(2)`. See ``ListenerSharing``
+    /// for how the reactors share the port.
+    public func listen(on address: SockAddr, options: ServerOptions = ServerOptions()) throws -> Server {
+        try Server(group: self, address: address, options: options)
+    }
+
+    /// Binds a TCP server to `address` (throwing a bind error at once), tells `ready` the
+    /// server (its ``Server/localAddress``, its ``Server/shutdown(gracePeriod:)``), and serves
+    /// until it is shut down (then returns normally) or the calling task is cancelled (then its
+    /// handlers are cancelled and this throws `CancellationError`). See ``Server/run(_:)``.
+    public nonisolated(nonsending) func serve(
+        on address: SockAddr, options: ServerOptions = ServerOptions(),
+        ready: (Server) -> Void = { _ in },
+        _ handler: @escaping @Sendable (AsyncSocket, SockAddr) async -> Void
+    ) async throws {
+        let server = try listen(on: address, options: options)
+        ready(server)
+        try await server.run(handler)
+    }
+}
