@@ -22,8 +22,8 @@ func withServer(
     #expect(server.backend == backend)
     let (ports, continuation) = AsyncStream.makeStream(of: UInt16.self)
     let serving = Task {
-        try await server.serve(on: SockAddr(SocketAddrV4(.localhost, 0))) { address in
-            continuation.yield(address.asSocketIpv4()!.port)
+        try await server.serve(on: SockAddr(SocketAddrV4(.localhost, 0))) { listening in
+            continuation.yield(listening.localAddress.asSocketIpv4()!.port)
         }
     }
     var iterator = ports.makeAsyncIterator()
