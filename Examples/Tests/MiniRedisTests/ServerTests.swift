@@ -342,6 +342,7 @@ final class RedisServer: Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
         process.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
         try process.run()
         for _ in 0..<500 {  // until it answers
             if (try? redisCLI(port, ["PING"])) == ["PONG"] { return RedisServer(process: process, port: port) }
