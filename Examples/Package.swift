@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(name: "Socket2", path: ".."),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // The RESP2 parser, the command engine, the store and the server: a library so that the
@@ -34,6 +35,7 @@ let package = Package(
                 "MiniRedis",
                 .product(name: "Socket2", package: "Socket2"),
                 .product(name: "Socket2Async", package: "Socket2"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // A line-based key-value server (GET, SET, DEL, QUIT) and its client: the protocol, the

@@ -19,17 +19,18 @@ public final class MiniRedisServer: Sendable {
     /// The reactors' backend (the one `.automatic` chose).
     public var backend: Reactor.Backend { group.reactors[0].backend }
 
-    /// Serves on `address` until the calling task is cancelled (then throws
-    /// `CancellationError`); `ready` gets the bound address (the port the kernel chose for
-    /// port 0).
-    public func serve(on address: SockAddr, ready: (SockAddr) -> Void = { _ in }) async throws {
+    /// Serves on `address` until the server is shut down gracefully (``Server/shutdown(gracePeriod:)``
+    /// on the server `ready` gets: it stops accepting and lets connections finish within the
+    /// grace period) or the calling task is cancelled (then throws `CancellationError`). `ready`
+    /// gets the listening server (its `localAddress` has the port the kernel chose for port 0).
+    public func serve(on address: SockAddr, ready: (Server) -> Void = { _ in }) async throws {
         let shards = self.shards
         try await withThrowingDiscardingTaskGroup { tasks in
             for shard in shards {
                 tasks.addTask(executorPreference: shard.reactor) { await shard.sweepExpiredKeys() }
             }
             defer { tasks.cancelAll() }
-            try await group.serve(on: address, backlog: 1024, ready: ready) { connection, _ in
+            try await group.serve(on: address, ready: ready) { connection, _ in
                 let reactor = connection.reactor
                 let shard = shards.first { $0.reactor === reactor }!
                 await shard.serve(connection)

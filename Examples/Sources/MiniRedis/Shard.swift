@@ -141,7 +141,9 @@ public actor Shard {
             case .incomplete(let needed):
                 let bookkeeping = connection.parser.arguments.count * MemoryLayout<RequestParser.Argument>.stride
                 if needed + bookkeeping > configuration.maxRequest { return false }  // as Redis: closed, no reply
-                input.reserve(needed - input.count)
+                // Grow with what arrived, not with what the request announces: a client that
+                // announces a large bulk and sends nothing holds nothing.
+                input.reserve(min(needed - input.count, max(input.count, connection.readSize)))
                 return true
             case .empty(let length):
                 input.consume(length)

@@ -1,8 +1,8 @@
 // mini-redis --port N [--backend epoll|io_uring|automatic] [--threads N] [--max-bulk BYTES]
 //
-// A Redis-compatible server on 127.0.0.1, written with Socket2Async. SIGINT and SIGTERM end
-// the process with the default action (the kernel closes every socket; there is nothing to
-// save): the library has no signal support on the reactor yet.
+// A Redis-compatible server on 127.0.0.1, written with Socket2Async. SIGINT or SIGTERM shuts
+// it down gracefully (through the library's signalfd on the reactor): it stops accepting, and
+// connections have 2 seconds to end before they are cancelled.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,7 +56,15 @@ while let option = arguments.popFirst() {
 }
 
 let server = try await MiniRedisServer(threads: threads, backend: backend, configuration: configuration)
-try await server.serve(on: SockAddr(SocketAddrV4(.localhost, port))) { address in
-    print("mini-redis listening on \(address) (\(server.backend), \(threads) thread\(threads == 1 ? "" : "s"))")
+let signals = try Signals([.interrupt, .terminate], reactor: server.group.reactors[0])
+try await server.serve(on: SockAddr(SocketAddrV4(.localhost, port))) { listening in
+    print("mini-redis listening on \(listening.localAddress) (\(server.backend), \(threads) thread\(threads == 1 ? "" : "s"))")
     fflush(nil)
+    Task {
+        for try await _ in signals {
+            listening.shutdown(gracePeriod: .seconds(2))
+            break
+        }
+    }
 }
+server.shutdown()

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# mini-redis against redis-server, measured by redis-benchmark.
+#
+#   Examples/bench.sh            # 3 repetitions, 200,000 requests, 10,000 idle connections
+#   Examples/bench.sh --quick    # 1 repetition, 20,000 requests, 1,000 idle connections
+#
+# Servers: redis-server (--save "" --appendonly no) and mini-redis on epoll and on io_uring
+# (--threads 1), each on CPU 0 (taskset -c 0), redis-benchmark on CPU 1, interleaved (every
+# server once per repetition, in turn), medians of the repetitions. Rows: SET and GET with 50
+# clients without pipelining and with -P 16 (requests/s), and the server's RSS growth for idle
+# connections (kB, opened by scripts/idle-clients.py, 5,000 a process). Prints a markdown
+# table with ratios against redis-server.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+reps=3 requests=200000 idle=10000
+if [ "${1:-}" = "--quick" ]; then reps=1 requests=20000 idle=1000; fi
+for tool in redis-server redis-benchmark redis-cli taskset python3; do
+    command -v "$tool" >/dev/null || { echo "bench.sh needs $tool (apt-get install -y redis-server redis-tools util-linux python3)" >&2; exit 1; }
+done
+
+swift build -c release --product mini-redis >&2
+binary="$(swift build -c release --show-bin-path)/mini-redis"
+port=16390
+results=$(mktemp)
+trap 'rm -f "$results"; kill $server_pid 2>/dev/null || true' EXIT
+server_pid=""
+
+start() {  # start SERVER: redis | epoll | io_uring
+    case "$1" in
+        redis) taskset -c 0 redis-server --port $port --bind 127.0.0.1 --save "" --appendonly no \
+                   --daemonize no --logfile /dev/null & ;;
+        *) taskset -c 0 "$binary" --port $port --backend "$1" --threads 1 >/dev/null & ;;
+    esac
+    server_pid=$!
+    for _ in $(seq 200); do redis-cli -p $port ping >/dev/null 2>&1 && return; sleep 0.05; done
+    echo "the $1 server did not start" >&2; exit 1
+}
+
+stop() {
+    kill $server_pid; wait $server_pid 2>/dev/null || true; server_pid=""
+}
+
+rss_kb() { awk '/^VmRSS/ { print $2 }' /proc/$server_pid/status; }
+
+idle_rss_delta() {  # kB the server grows by for $idle idle connections
+    local before after pids=() fifos=() dir
+    dir=$(mktemp -d)
+    before=$(rss_kb)
+    local left=$idle i=0
+    while [ $left -gt 0 ]; do
+        local n=$(( left > 5000 ? 5000 : left ))
+        mkfifo "$dir/in$i"
+        taskset -c 1 python3 scripts/idle-clients.py $port $n < "$dir/in$i" > "$dir/out$i" &
+        pids+=($!)
+        exec {fd}>"$dir/in$i"; fifos+=($fd)
+        # One batch at a time: each waits for its PONG, so the server accepted all before.
+        until grep -q ready "$dir/out$i" 2>/dev/null; do sleep 0.05; done
+        left=$(( left - n )); i=$(( i + 1 ))
+    done
+    sleep 1
+    after=$(rss_kb)
+    for fd in "${fifos[@]}"; do exec {fd}>&-; done
+    wait "${pids[@]}" 2>/dev/null || true
+    rm -rf "$dir"
+    echo $(( after - before ))
+}
+
+for rep in $(seq $reps); do
+    for server in redis epoll io_uring; do
+        start $server
+        for test in set get; do
+            for pipeline in 1 16; do
+                rps=$(taskset -c 1 redis-benchmark -p $port -t $test -n $requests -c 50 -P $pipeline -q --csv \
+                      | awk -F'"' 'toupper($2) == toupper("'$test'") { print $4 }')
+                echo "$server ${test}-P$pipeline $rps" >> "$results"
+                echo "rep $rep: $server $test -P $pipeline: $rps requests/s" >&2
+            done
+        done
+        delta=$(idle_rss_delta)
+        echo "$server idle $delta" >> "$results"
+        echo "rep $rep: $server $idle idle connections: +$delta kB" >&2
+        stop
+    done
+done
+
+python3 - "$results" "$reps" "$requests" "$idle" <<'PY'
+import statistics, sys
+path, reps, requests, idle = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+values = {}
+for line in open(path):
+    server, metric, value = line.split()
+    values.setdefault((server, metric), []).append(float(value))
+def median(server, metric):
+    return statistics.median(values[(server, metric)])
+rows = [("set-P1", "SET, 50 clients (requests/s)"), ("get-P1", "GET, 50 clients (requests/s)"),
+        ("set-P16", "SET, 50 clients, -P 16 (requests/s)"), ("get-P16", "GET, 50 clients, -P 16 (requests/s)"),
+        ("idle", f"{int(idle):,} idle connections (server RSS growth, kB)")]
+print(f"Medians of {reps} interleaved repetitions, {int(requests):,} requests each; ratio against redis-server.\n")
+print("| | redis-server | mini-redis epoll | mini-redis io_uring |")
+print("| --- | ---: | ---: | ---: |")
+for metric, title in rows:
+    base = median("redis", metric)
+    cells = [f"{base:,.0f}"]
+    for server in ("epoll", "io_uring"):
+        v = median(server, metric)
+        cells.append(f"{v:,.0f} ({v / base:.2f}×)" if base else f"{v:,.0f}")
+    print(f"| {title} | " + " | ".join(cells) + " |")
+PY
