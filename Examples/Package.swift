@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.2
 // Examples of servers written with Socket2Async: a package of its own, so that nothing of it
 // enters the library's dependency graph.
 //

@@ -48,7 +48,7 @@ public final class KVServer: Sendable {
     }
 
     /// Serves on `server` until the process receives SIGINT or SIGTERM, then stops gracefully.
-    public func runUntilSignalled(_ server: Server, onSignal: @escaping @Sendable (Signal) -> Void = { _ in }) async throws {
+    public func runUntilSignalled(_ server: Server, onSignal: @escaping @Sendable (SignalNumber) -> Void = { _ in }) async throws {
         let signals = try Signals([.interrupt, .terminate], reactor: server.group.reactors[0])
         let watcher = Task {
             for try await signal in signals {

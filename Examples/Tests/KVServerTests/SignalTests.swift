@@ -80,8 +80,8 @@ final class ChildServer {
     /// SIGTERM and SIGINT through the real path: kill(2) to the process, the signalfd on its
     /// reactor, a graceful stop (the open connection closed long before the 60 s grace period),
     /// exit status 0.
-    @Test(arguments: backends, [Signal.terminate, .interrupt])
-    func aSignalStopsTheServerGracefully(_ backend: Reactor.Backend, _ signal: Signal) async throws {
+    @Test(arguments: backends, [SignalNumber.terminate, .interrupt])
+    func aSignalStopsTheServerGracefully(_ backend: Reactor.Backend, _ signal: SignalNumber) async throws {
         let reactor = try Reactor(backend: backend)
         defer { reactor.shutdown() }
         let status = try await withDeadline {
