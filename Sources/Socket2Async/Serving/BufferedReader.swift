@@ -24,7 +24,8 @@ import Glibc
 /// ``BufferedReaderError/tooLong(limit:)`` or ``BufferedReaderError/frameTooLong(length:limit:)``
 /// at once. When the buffer is empty and the reader has to receive, it releases its buffer: an
 /// idle reader holds no memory for bytes, and a connection whose items each arrive in one chunk
-/// never allocates one.
+/// never allocates one. The reader receives with ``AsyncSocket/receive(_:)``, which holds no
+/// buffer while it waits either.
 ///
 /// **Errors.** An over-long item is dropped: the error is thrown as soon as the limit is passed,
 /// and the reader skips the rest of that item (through its delimiter, or the frame's declared
@@ -55,7 +56,7 @@ public final class BufferedReader {
 
     /// A reader of `socket`'s stream.
     public convenience init(_ socket: AsyncSocket) {
-        self.init(source: SocketByteSource(socket))
+        self.init(source: socket)
     }
 
     init(source: any ByteSource) {

@@ -7,23 +7,6 @@ protocol ByteSource: AnyObject {
     nonisolated(nonsending) func receive<R>(_ body: (RawSpan) throws -> R) async throws -> R
 }
 
-/// Receives from a socket with `recv(into:)` into a buffer it keeps (allocated at the first
-/// receive). A stand-in until the socket's own borrowing receive is there.
-final class SocketByteSource: ByteSource {
-    /// Bytes asked for per receive.
-    static let chunkSize = 16384
-
-    let socket: AsyncSocket
-    private var buffer: UnsafeMutableRawBufferPointer?
-
-    init(_ socket: AsyncSocket) { self.socket = socket }
-
-    deinit { buffer?.deallocate() }
-
-    nonisolated(nonsending) func receive<R>(_ body: (RawSpan) throws -> R) async throws -> R {
-        let buffer = self.buffer ?? .allocate(byteCount: Self.chunkSize, alignment: 16)
-        self.buffer = buffer
-        let count = try await socket.recv(into: buffer)
-        return try body(RawSpan(_unsafeBytes: UnsafeRawBufferPointer(rebasing: buffer[..<count])))
-    }
-}
+/// A socket lends its received bytes with its own borrowing receive
+/// (``AsyncSocket/receive(_:)``): no buffer while it waits.
+extension AsyncSocket: ByteSource {}
