@@ -189,11 +189,14 @@ public final class ReceivedDatagramBatch {
     }
 
     /// Takes the socket's stranded datagrams (those a stopped stream had taken in), up to the
-    /// capacity. Whether there were any.
-    func fill(fromStrandedOf io: IOState) -> Bool {
+    /// capacity. Whether there were any. A stranded error ends the batch before it, or is thrown
+    /// when it comes first.
+    func fill(fromStrandedOf io: IOState) throws(Errno) -> Bool {
         count = 0
         let room = slots.bufferSize
-        while count < capacity, let datagram = io.takeStrandedDatagram(maxCount: room) {
+        while count < capacity, let next = io.takeStrandedDatagram(maxCount: room, peek: true) {
+            if next.error != 0 && count > 0 { break }
+            guard let datagram = try io.takeStrandedInput(maxCount: room) else { break }
             datagram.payload.withUnsafeBytes { try? slots.setBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(room)), at: count) }
             slots.setAddress(datagram.address, at: count)
             ringFlags[count] = RecvFlags(rawValue: datagram.flags | (datagram.payload.count > room ? CInt(MSG_TRUNC) : 0))
@@ -225,7 +228,7 @@ final class BatchReceiver: @unchecked Sendable {
         if let stream {
             // A completion whose buffer does not hold a valid datagram fills nothing: wait again.
             repeat {
-                try await stream.next(fromStranded: { io in batch.fill(fromStrandedOf: io) ? () : nil }) { stream, result, flags in
+                try await stream.next(fromStranded: { io in try batch.fill(fromStrandedOf: io) ? () : nil }) { stream, result, flags in
                     batch.fill(from: stream, first: (CInt(result), flags))
                 }
             } while batch.count == 0

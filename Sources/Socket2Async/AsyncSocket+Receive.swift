@@ -29,7 +29,9 @@ extension AsyncSocket {
     /// Like every receive: cancellation throws `CancellationError` and loses no byte (bytes the
     /// multishot request took but no call handed out yet stay with the socket for its next
     /// receive of any form); ``close()`` ends a waiting call with ``ReactorError/socketClosed``;
-    /// ``withTimeout(_:_:)`` deadlines apply. One receive at a time per socket.
+    /// ``withTimeout(_:_:)`` deadlines apply. An error the request took (`ECONNRESET`, say)
+    /// comes after the bytes before it, to whichever receive is next. Receives of other forms may
+    /// wait on the socket at the same time: each ends with bytes as they arrive.
     ///
     /// - Parameter body: reads the bytes; its result is returned. Do not keep the span: copy
     ///   what must outlive the call.
@@ -61,7 +63,7 @@ extension AsyncSocket {
             .scratch(try socket.recv(into: ThreadScratch.current))
         }, orStranded: {
             try await reactor.onReactor {
-                io.takeStrandedDatagram(maxCount: ThreadScratch.size).map { .stranded($0.payload) }
+                try io.takeStrandedInput(maxCount: ThreadScratch.size).map { .stranded($0.payload) }
             }
         })
     }
@@ -70,24 +72,29 @@ extension AsyncSocket {
     private nonisolated(nonsending) func receivePooled<R>(_ body: (RawSpan) throws -> R) async throws -> R {
         let reactor = self.reactor, io = self.io
         return try await reactor.onReactor {
-            guard let backend = reactor.uring else { throw ReactorError.shutDown }
-            if io.closed { throw ReactorError.socketClosed }
-            // Bytes a receive of another form or a stopped stream left come first.
-            if let datagram = io.takeStrandedDatagram(maxCount: .max) {
-                return try datagram.payload.withUnsafeBytes { try body(RawSpan(_unsafeBytes: $0)) }
+            while true {
+                guard let backend = reactor.uring else { throw ReactorError.shutDown }
+                if io.closed { throw ReactorError.socketClosed }
+                // Bytes (or the error) a receive of another form or a stopped stream left come first.
+                if let datagram = try io.takeStrandedInput(maxCount: .max) {
+                    return try datagram.payload.withUnsafeBytes { try body(RawSpan(_unsafeBytes: $0)) }
+                }
+                let pool = try backend.receivePool()
+                if !io.pooled.chunks.isEmpty {
+                    let chunk = io.pooled.chunks.removeFirst()
+                    io.refreshHeldInput()
+                    return try Self.hand(chunk, from: pool, to: body)
+                }
+                let handed: R? = try await reactor.perform(.pooledWait, io: io, prepare: { _ in }, finish: { result, record in
+                    // A receive of another form took the socket's input back meanwhile: look again.
+                    if result == URingBackend.pooledWaitRetry { return nil }
+                    let count = try ResultCode.check(result)
+                    return try Self.hand(PooledChunk(result: Int32(count), buffer: UInt16(truncatingIfNeeded: record.pointee.resultFlags),
+                                                     offset: UInt32(truncatingIfNeeded: record.pointee.length)),
+                                         from: pool, to: body)
+                })
+                if let handed { return handed }
             }
-            let pool = try backend.receivePool()
-            if !io.pooled.chunks.isEmpty {
-                let chunk = io.pooled.chunks.removeFirst()
-                io.refreshHeldInput()
-                return try Self.hand(chunk, from: pool, to: body)
-            }
-            return try await reactor.perform(.pooledWait, io: io, prepare: { _ in }, finish: { result, record in
-                let count = try ResultCode.check(result)
-                return try Self.hand(PooledChunk(result: Int32(count), buffer: UInt16(truncatingIfNeeded: record.pointee.resultFlags),
-                                                 offset: UInt32(truncatingIfNeeded: record.pointee.length)),
-                                     from: pool, to: body)
-            })
         }
     }
 

@@ -238,7 +238,7 @@ final class MultishotHandle: @unchecked Sendable {
     /// `fromStranded` makes of the socket's stranded datagrams (those a stopped stream had taken
     /// in) comes first.
     nonisolated(nonsending) func next<R>(
-        fromStranded: (IOState) -> R? = { _ in nil },
+        fromStranded: (IOState) throws -> R? = { _ in nil },
         _ finish: (MultishotStream, Int, UInt32) throws -> R
     ) async throws -> R {
         let reactor = socket.reactor, io = socket.io
@@ -252,7 +252,7 @@ final class MultishotHandle: @unchecked Sendable {
             if io.pooled.isActive { await reactor.takeBackPooledInput(io) }
             // Elements already queued are taken without a wait.
             if !io.closed, !reactor.stopping {
-                if let element = fromStranded(io) { return element }
+                if let element = try fromStranded(io) { return element }
                 if io.strandedConnections.isEmpty, let (result, flags) = stream.popReady() {
                     return try finish(stream, try ResultCode.check(Int(result)), flags)
                 }
@@ -278,7 +278,7 @@ final class MultishotHandle: @unchecked Sendable {
     nonisolated(nonsending) func nextDatagram() async throws -> (bytes: [UInt8], address: SockAddr) {
         let maxSize = self.maxSize
         return try await next(fromStranded: { io in
-            io.takeStrandedDatagram(maxCount: maxSize).map { (Array($0.payload.prefix(maxSize)), $0.address) }
+            try io.takeStrandedInput(maxCount: maxSize).map { (Array($0.payload.prefix(maxSize)), $0.address) }
         }) { stream, count, flags in stream.takeDatagram(CInt(count), flags) }
     }
 }
@@ -326,6 +326,9 @@ struct StrandedDatagram {
     let control: [UInt8]
     /// `msg_flags` (`MSG_TRUNC` when the stream cut the payload to its maximum size).
     let flags: CInt
+    /// The error the request took in place of data (an `errno`), 0 for data: the receive that
+    /// comes to it fails with it.
+    var error: CInt = 0
 
     init(_ datagram: RingDatagram) {
         payload = Array(datagram.payload)
@@ -341,6 +344,7 @@ struct StrandedDatagram {
     /// flags (`MSG_TRUNC`, `MSG_CTRUNC` where the room was short). Returns the byte count (the
     /// whole datagram's with `MSG_TRUNC` among the call's flags, as recv(2) does).
     func deliver(into record: UnsafeMutablePointer<OpRecord>) -> Int {
+        if error != 0 { return -Int(error) }
         var flags = self.flags
         let copied: Int
         if record.pointee.kind == .recvMsg {

@@ -426,6 +426,13 @@ final class IOState: @unchecked Sendable {
         return first
     }
 
+    /// The oldest stranded datagram, taken off the queue; throws (and takes) a stranded error.
+    func takeStrandedInput(maxCount: Int = .max) throws(Errno) -> StrandedDatagram? {
+        guard let datagram = takeStrandedDatagram(maxCount: maxCount) else { return nil }
+        if datagram.error != 0 { throw Errno(rawValue: datagram.error) }
+        return datagram
+    }
+
     /// Drops the stranded datagrams (the socket is closed).
     func dropStrandedDatagrams() {
         strandedDatagrams.removeAll()

@@ -375,6 +375,10 @@ extension URingBackend {
         }
     }
 
+    /// The result a waiting lean receive gets when a receive of another form took the socket's
+    /// input back: it looks at the stranded input and waits again (re-arming the request).
+    static let pooledWaitRetry = -Int(EAGAIN)
+
     /// A lean receive is cancelled.
     func cancelPooledWait(_ index: Int32, _ record: UnsafeMutablePointer<OpRecord>, _ io: IOState) {
         if io.pooled.waiter == index { io.pooled.waiter = -1 }
@@ -394,7 +398,9 @@ extension URingBackend {
     func strandPooled(_ io: IOState) {
         guard let pool else { return }
         for chunk in io.pooled.chunks {
-            if chunk.result >= 0 {
+            if chunk.result < 0 {
+                io.strand(StrandedDatagram(streamError: -chunk.result))
+            } else {
                 io.strand(StrandedDatagram(streamBytes: chunk.result > 0 ? Array(pool.bytes(of: chunk)) : []))
             }
             pool.release(chunk)
@@ -407,7 +413,8 @@ extension URingBackend {
 extension Reactor {
     /// Before a receive of another form on `io`: ends the lean receive's multishot request,
     /// waits until the kernel has let go of it, and leaves the bytes it took to the socket's
-    /// stranded datagrams (reactor thread). Nothing is lost or reordered.
+    /// stranded datagrams (reactor thread). Nothing is lost or reordered. A lean receive waiting
+    /// meanwhile (its request is gone) wakes to look again: it is never left without one.
     nonisolated(nonsending) func takeBackPooledInput(_ io: IOState) async {
         guard let backend = uring else { return }
         io.pooled.takingBack = true
@@ -417,6 +424,11 @@ extension Reactor {
         }
         io.pooled.takingBack = false
         backend.strandPooled(io)
+        if io.pooled.waiter >= 0 {
+            let waiter = ops.record(io.pooled.waiter)
+            io.pooled.waiter = -1
+            complete(waiter, URingBackend.pooledWaitRetry)
+        }
     }
 }
 
@@ -427,5 +439,11 @@ extension StrandedDatagram {
         name = []
         control = []
         flags = 0
+    }
+
+    /// The error a stream's request took (after the bytes before it).
+    init(streamError: CInt) {
+        self.init(streamBytes: [])
+        error = streamError
     }
 }

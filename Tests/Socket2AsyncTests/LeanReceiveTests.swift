@@ -32,6 +32,13 @@ func receiveExactly(_ socket: AsyncSocket, _ count: Int) async throws -> [UInt8]
     return bytes
 }
 
+/// Resets the connection: `SO_LINGER` 0, then close (the peer sees `ECONNRESET`).
+func resetByPeer(_ socket: AsyncSocket) async throws {
+    var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+    setsockopt(socket.rawDescriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+    try await socket.close()
+}
+
 /// `count` connected pairs on `reactor`: (clients, servers).
 func tcpPairs(_ reactor: Reactor, _ count: Int) async throws -> ([AsyncSocket], [AsyncSocket]) {
     let (listener, address) = try tcpListener(reactor, backlog: CInt(count + 16))
@@ -180,6 +187,52 @@ struct LeanReceiveTests {
             try await client.sendAll([15])
             try await client.shutdown(.write)
             #expect(try await receiveAll(server) == [15])
+        }
+    }
+
+    @Test("An error the multishot took reaches the next receive of any form, after the bytes before it", arguments: backends)
+    func errorAfterBytes(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            for form in 0..<3 {
+                let (client, server) = try await tcpPair(reactor)
+                try await client.sendAll([1])
+                // The lean receive leaves its multishot request armed.
+                #expect(try await receiveExactly(server, 1) == [1])
+                try await client.sendAll([2, 3])
+                try await resetByPeer(client)
+                // io_uring: wait until the request took the bytes and the reset.
+                while await onReactor(reactor, { !server.io.pooled.ended && reactor.usesReceivePool }) { await Task.yield() }
+                switch form {
+                case 0: #expect(try await recvExactly(server, 2) == [2, 3])
+                case 1:
+                    var bytes: [UInt8] = []
+                    while bytes.count < 2 { bytes += try await server.recvFrom(maxCount: 16).bytes }
+                    #expect(bytes == [2, 3])
+                default: #expect(try await receiveExactly(server, 2) == [2, 3])
+                }
+                await #expect(throws: Errno.connectionReset) { _ = try await server.recv(maxCount: 16) }
+                try await server.close()
+            }
+        }
+    }
+
+    @Test("A lean receive and recv waiting on one socket both end as bytes arrive", arguments: backends)
+    func concurrentForms(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            try await withThrowingTaskGroup(of: [UInt8].self) { group in
+                group.addTask(executorPreference: reactor) {
+                    try await server.receive { span in span.withUnsafeBytes { Array($0) } }
+                }
+                await waitUntilPending(reactor)
+                group.addTask { try await server.recv(maxCount: 16) }
+                await waitUntilPending(reactor, 2)
+                try await client.sendAll([1])
+                let first = try await group.next()
+                try await client.sendAll([2])
+                let second = try await group.next()
+                #expect([first, second] == [[1], [2]])
+            }
         }
     }
 
