@@ -3,6 +3,7 @@
 #
 #   Examples/bench.sh            # 3 repetitions, 200,000 requests, 10,000 idle connections
 #   Examples/bench.sh --quick    # 1 repetition, 20,000 requests, 1,000 idle connections
+#   Examples/bench.sh --idle     # only the idle connections row (3 repetitions, 10,000)
 #
 # Servers: redis-server (--save "" --appendonly no) and mini-redis on epoll and on io_uring
 # (--threads 1), each on CPU 0 (taskset -c 0), redis-benchmark on CPU 1, interleaved (every
@@ -13,8 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-reps=3 requests=200000 idle=10000
+reps=3 requests=200000 idle=10000 metrics="set-P1 get-P1 set-P16 get-P16 idle"
 if [ "${1:-}" = "--quick" ]; then reps=1 requests=20000 idle=1000; fi
+if [ "${1:-}" = "--idle" ]; then metrics="idle"; fi
 for tool in redis-server redis-benchmark redis-cli taskset python3; do
     command -v "$tool" >/dev/null || { echo "bench.sh needs $tool (apt-get install -y redis-server redis-tools util-linux python3)" >&2; exit 1; }
 done
@@ -71,6 +73,7 @@ for rep in $(seq $reps); do
         start $server
         for test in set get; do
             for pipeline in 1 16; do
+                [[ " $metrics " == *" $test-P$pipeline "* ]] || continue
                 rps=$(taskset -c 1 redis-benchmark -p $port -t $test -n $requests -c 50 -P $pipeline -q --csv \
                       | awk -F'"' 'toupper($2) == toupper("'$test'") { print $4 }')
                 echo "$server ${test}-P$pipeline $rps" >> "$results"
@@ -84,9 +87,9 @@ for rep in $(seq $reps); do
     done
 done
 
-python3 - "$results" "$reps" "$requests" "$idle" <<'PY'
+python3 - "$results" "$reps" "$requests" "$idle" "$metrics" <<'PY'
 import statistics, sys
-path, reps, requests, idle = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+path, reps, requests, idle, metrics = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split()
 values = {}
 for line in open(path):
     server, metric, value = line.split()
@@ -96,6 +99,7 @@ def median(server, metric):
 rows = [("set-P1", "SET, 50 clients (requests/s)"), ("get-P1", "GET, 50 clients (requests/s)"),
         ("set-P16", "SET, 50 clients, -P 16 (requests/s)"), ("get-P16", "GET, 50 clients, -P 16 (requests/s)"),
         ("idle", f"{int(idle):,} idle connections (server RSS growth, kB)")]
+rows = [row for row in rows if row[0] in metrics]
 print(f"Medians of {reps} interleaved repetitions, {int(requests):,} requests each; ratio against redis-server.\n")
 print("| | redis-server | mini-redis epoll | mini-redis io_uring |")
 print("| --- | ---: | ---: | ---: |")

@@ -8,18 +8,22 @@ import Glibc
 ///
 /// Not thread-safe: a buffer belongs to one connection, used on its reactor's thread.
 public final class ByteBuffer {
-    public private(set) var base: UnsafeMutableRawPointer?
-    public private(set) var capacity: Int
+    // Private stored properties: the optimizer can then drop the dynamic exclusivity checks
+    // on them (with public ones, every access paid for `swift_beginAccess`).
+    private var base: UnsafeMutableRawPointer?
+    private var allocated = 0
     /// The first byte not yet consumed.
-    public private(set) var readIndex = 0
+    private var readIndex = 0
     /// Where the next appended byte goes.
-    public private(set) var writeIndex = 0
+    private var writeIndex = 0
 
     /// A buffer of `capacity` bytes, allocated on first use.
     public init(capacity: Int = 0) {
-        self.capacity = 0
         if capacity > 0 { reallocate(capacity) }
     }
+
+    /// The bytes allocated.
+    public var capacity: Int { allocated }
 
     deinit { free(base) }
 
@@ -34,12 +38,12 @@ public final class ByteBuffer {
 
     /// The free space after `writeIndex`.
     public var writable: UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: base.map { $0 + writeIndex }, count: capacity - writeIndex)
+        UnsafeMutableRawBufferPointer(start: base.map { $0 + writeIndex }, count: allocated - writeIndex)
     }
 
     /// Marks `n` bytes written into `writable` as appended.
     public func didWrite(_ n: Int) {
-        precondition(n >= 0 && writeIndex + n <= capacity)
+        precondition(n >= 0 && writeIndex + n <= allocated)
         writeIndex += n
     }
 
@@ -56,21 +60,21 @@ public final class ByteBuffer {
     /// Makes room for at least `n` more bytes after `writeIndex`: moves the unconsumed bytes to
     /// the start when that is enough, else grows (at least doubling).
     public func reserve(_ n: Int) {
-        if capacity - writeIndex >= n { return }
+        if allocated - writeIndex >= n { return }
         compact()
-        if capacity - writeIndex >= n { return }
-        reallocate(max(count + n, capacity * 2, 64))
+        if allocated - writeIndex >= n { return }
+        reallocate(max(count + n, allocated * 2, 64))
     }
 
-    /// Gives memory back: shrinks to `capacity` bytes when the buffer is larger and holds no
+    /// Gives memory back: shrinks to `target` bytes when the buffer is larger and holds no
     /// more than that (used after a large request or reply has passed).
     public func shrink(to target: Int) {
-        guard capacity > target, count <= target else { return }
+        guard allocated > target, count <= target else { return }
         compact()
         if target == 0 {
             free(base)
             base = nil
-            capacity = 0
+            allocated = 0
         } else {
             reallocate(target)
         }
@@ -87,7 +91,7 @@ public final class ByteBuffer {
     private func reallocate(_ newCapacity: Int) {
         guard let memory = realloc(base, newCapacity) else { fatalError("out of memory") }
         base = memory
-        capacity = newCapacity
+        allocated = newCapacity
     }
 
     // MARK: Appending

@@ -83,11 +83,26 @@ public struct RequestParser {
     /// Parses the request at the start of `bytes` (the unconsumed input; its first byte is the
     /// request's first byte, also on a call that resumes an incomplete request).
     public mutating func parse(_ bytes: UnsafeMutableRawBufferPointer) -> Outcome {
+        if expected < 0, let first = bytes.first, first != UInt8(ascii: "*") {
+            if position == 0 && searchFrom == 0 { arguments.removeAll(keepingCapacity: true) }
+            return parseInline(bytes)
+        }
+        return parseMultibulk(UnsafeRawBufferPointer(bytes))
+    }
+
+    /// Parses the request at the start of `bytes` like `parse`, in bytes it may not write to
+    /// (lent by a receive); nil when they start an inline command, whose arguments are
+    /// unescaped in place: parse those in a copy.
+    public mutating func parse(readOnly bytes: UnsafeRawBufferPointer) -> Outcome? {
+        if expected < 0, let first = bytes.first, first != UInt8(ascii: "*") { return nil }
+        return parseMultibulk(bytes)
+    }
+
+    private mutating func parseMultibulk(_ bytes: UnsafeRawBufferPointer) -> Outcome {
         let n = bytes.count
         if expected < 0 {
             if position == 0 && searchFrom == 0 { arguments.removeAll(keepingCapacity: true) }
             guard n > 0 else { return .incomplete(needed: 1) }
-            if bytes[0] != UInt8(ascii: "*") { return parseInline(bytes) }
             guard let cr = find(UInt8(ascii: "\r"), in: bytes, from: max(searchFrom, 1)) else {
                 if n > Self.inlineMax { return fail(.tooBigMultibulkCount) }
                 searchFrom = n
@@ -154,7 +169,7 @@ public struct RequestParser {
 
     private mutating func parseInline(_ bytes: UnsafeMutableRawBufferPointer) -> Outcome {
         let n = bytes.count
-        guard let newline = find(UInt8(ascii: "\n"), in: bytes, from: searchFrom) else {
+        guard let newline = find(UInt8(ascii: "\n"), in: UnsafeRawBufferPointer(bytes), from: searchFrom) else {
             if n > Self.inlineMax { return fail(.tooBigInlineRequest) }
             searchFrom = n
             return .incomplete(needed: n + 1)
@@ -163,7 +178,7 @@ public struct RequestParser {
         var end = newline
         if end > 0 && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
         // The line is a C string to Redis: it ends at a NUL byte.
-        if let nul = find(0, in: UnsafeMutableRawBufferPointer(rebasing: bytes[..<end]), from: 0) { end = nul }
+        if let nul = find(0, in: UnsafeRawBufferPointer(rebasing: bytes[..<end]), from: 0) { end = nul }
         guard splitArguments(UnsafeMutableRawBufferPointer(rebasing: bytes[..<end])) else {
             return fail(.unbalancedQuotes)
         }
@@ -243,10 +258,10 @@ private func hexValue(_ c: UInt8) -> UInt8? {
 
 /// The index of the first `byte` in `bytes` at or after `start`.
 @inline(__always)
-func find(_ byte: UInt8, in bytes: UnsafeMutableRawBufferPointer, from start: Int) -> Int? {
+func find(_ byte: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
     guard start < bytes.count, let base = bytes.baseAddress else { return nil }
     guard let hit = memchr(base + start, CInt(byte), bytes.count - start) else { return nil }
-    return hit - base
+    return UnsafeRawPointer(hit) - base
 }
 
 /// A signed 64-bit decimal as Redis's `string2ll` accepts it: an optional `-`, no `+`, no

@@ -23,20 +23,21 @@ final class Connection {
     let socket: AsyncSocket
     /// What `HELLO` reports.
     let id: Int
+    /// Received bytes that could not be run in the receive that lent them: the tail of an
+    /// incomplete request, or requests that wait on another shard or on a write. Empty, and
+    /// without memory, while the connection is idle.
     let input = ByteBuffer()
     let output = ByteBuffer()
     var parser: RequestParser
-    /// How much the next receive asks for: small while the client sends little, so that an
-    /// idle connection holds little; doubled each time a receive fills it.
-    var readSize = Connection.minReadSize
     var subscriptions: Set<Key> = []
     /// Pub/sub messages not yet written, while a write is under way.
     var pending: [UInt8] = []
     var writing = false
     var closing = false
 
-    static let minReadSize = 512
-    static let maxReadSize = 64 << 10
+    /// Replies are written when this much has gathered, and an output buffer grown past it
+    /// shrinks back after the write.
+    static let flushSize = 64 << 10
 
     init(socket: AsyncSocket, id: Int, maxBulk: Int) {
         self.socket = socket
@@ -108,27 +109,83 @@ public actor Shard {
             socket: socket, id: connectionCount * peers.count + index, maxBulk: configuration.maxBulk)
         do {
             while !connection.closing {
-                let input = connection.input
-                input.reserve(connection.readSize)
-                let space = input.writable
-                let received = try await socket.recv(into: space)
-                if received == 0 { break }
-                input.didWrite(received)
-                if received == space.count && connection.readSize < Connection.maxReadSize {
-                    connection.readSize *= 2
+                // The lean receive: no buffer while the connection waits; the requests run
+                // straight from the lent bytes, and what cannot is copied into `input`.
+                // (`Lent`: the compiler cannot tell that the body runs on this actor, the
+                // receive being nonisolated(nonsending).)
+                let lent = Lent(value: connection)
+                let received = try await socket.receive { bytes in
+                    bytes.withUnsafeBytes { take($0, lent.value) }
                 }
-                let keepOpen = await runRequests(connection)
+                var keepOpen = received != .close
+                if keepOpen && !connection.input.isEmpty { keepOpen = await runRequests(connection) }
                 if !connection.output.isEmpty { try await flush(connection) }
-                if !keepOpen { break }
-                if input.isEmpty && input.capacity > Connection.maxReadSize {
-                    input.shrink(to: connection.readSize)
-                }
+                if !keepOpen || received == .ended { break }
+                if connection.input.isEmpty { connection.input.shrink(to: 0) }
             }
         } catch {
             // The client left (a reset) or the reactor stopped: nothing to answer.
         }
         forget(connection)
         try? await socket.close()
+    }
+
+    /// What became of the bytes a receive lent.
+    private enum Received {
+        /// All run, or kept in the connection's input to run after the receive.
+        case taken
+        /// The stream ended (the requests before the end still run).
+        case ended
+        /// The connection must close once the replies so far are written.
+        case close
+    }
+
+    /// Runs the requests in `bytes` (lent by a receive) that can run at once, appending their
+    /// replies to the output, and copies the rest into the connection's input: the tail of an
+    /// incomplete request, or everything from a request that must wait (on another shard, or
+    /// for a write of the output). Bytes that come while the input holds some join it.
+    private func take(_ bytes: UnsafeRawBufferPointer, _ connection: Connection) -> Received {
+        if bytes.isEmpty { return .ended }
+        let input = connection.input
+        if !input.isEmpty {
+            input.append(bytes)
+            return .taken
+        }
+        var offset = 0
+        requests: while offset < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            // Inline commands are unescaped in place: in the input, which is the server's.
+            guard let outcome = connection.parser.parse(readOnly: rest) else { break requests }
+            switch outcome {
+            case .incomplete(let needed):
+                if exceedsQueryLimit(needed, connection) { return .close }
+                input.append(rest)
+                return .taken
+            case .empty(let length):
+                offset += length
+            case .error(let error):
+                connection.output.appendProtocolError(error)
+                return .close
+            case .request(let length):
+                let request = Request(base: rest.baseAddress!, arguments: connection.parser.arguments)
+                switch runHere(request, connection) {
+                case .done: offset += length
+                case .quit: return .close
+                case .needsOtherShards: input.append(rest); return .taken
+                }
+                if connection.output.count >= Connection.flushSize { break requests }  // written first
+            }
+        }
+        input.append(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+        return .taken
+    }
+
+    /// Whether an incomplete request that needs `needed` bytes is past the query buffer limit
+    /// (then the connection closes without a reply, as Redis closes it). What arrived is all a
+    /// connection holds: one that announces a large bulk and sends nothing holds nothing.
+    private func exceedsQueryLimit(_ needed: Int, _ connection: Connection) -> Bool {
+        let bookkeeping = connection.parser.arguments.count * MemoryLayout<RequestParser.Argument>.stride
+        return needed + bookkeeping > configuration.maxRequest
     }
 
     /// Runs every complete request in the connection's input, appending the replies to its
@@ -139,12 +196,7 @@ public actor Shard {
         while !input.isEmpty {
             switch connection.parser.parse(input.readable) {
             case .incomplete(let needed):
-                let bookkeeping = connection.parser.arguments.count * MemoryLayout<RequestParser.Argument>.stride
-                if needed + bookkeeping > configuration.maxRequest { return false }  // as Redis: closed, no reply
-                // Grow with what arrived, not with what the request announces: a client that
-                // announces a large bulk and sends nothing holds nothing.
-                input.reserve(min(needed - input.count, max(input.count, connection.readSize)))
-                return true
+                return !exceedsQueryLimit(needed, connection)
             case .empty(let length):
                 input.consume(length)
             case .error(let error):
@@ -155,7 +207,7 @@ public actor Shard {
                     Request(base: input.readable.baseAddress!, arguments: connection.parser.arguments), connection)
                 input.consume(length)
                 if !keepOpen { return false }
-                if output.count >= Connection.maxReadSize {
+                if output.count >= Connection.flushSize {
                     do { try await flush(connection) } catch { return false }
                 }
             }
@@ -163,36 +215,77 @@ public actor Shard {
         return true
     }
 
+    /// What `runHere` did with a request.
+    private enum Ran {
+        case done
+        /// `QUIT`: the connection must close.
+        case quit
+        /// Nothing yet: the request has keys another shard owns, or publishes to other shards.
+        case needsOtherShards(Command)
+    }
+
     /// Runs one request; false when the connection must close (`QUIT`).
     private func run(_ request: Request, _ connection: Connection) async -> Bool {
+        switch runHere(request, connection) {
+        case .done: return true
+        case .quit: return false
+        case .needsOtherShards(let command):
+            await runAcrossShards(command, request, connection)
+            return true
+        }
+    }
+
+    /// Runs the parts of `run` that `runHere` leaves.
+    private func runAcrossShards(_ command: Command, _ request: Request, _ connection: Connection) async {
+        let out = connection.output
+        switch command {
+        case .get, .set, .incr, .decr, .expire, .ttl:
+            await peers[owner(request[1])].run(command, Lent(value: request), into: Lent(value: out))
+        case .del, .exists, .mget, .mset:
+            await runOnKeys(command, request, into: out)
+        case .publish:
+            let receivers = await publish(request[1], request[2])
+            out.appendInteger(receivers)
+        default:
+            preconditionFailure("\(command.name) runs on its shard")
+        }
+    }
+
+    /// Runs one request if it needs no other shard (without suspending, so that it may run in
+    /// bytes a receive lends).
+    private func runHere(_ request: Request, _ connection: Connection) -> Ran {
         let out = connection.output
         guard let command = Command(request[0]) else {
             out.appendUnknownCommand(request)
-            return true
+            return .done
         }
         guard command.accepts(request.count) else {
             out.appendArityError(command.name.description)
-            return true
+            return .done
         }
         if !connection.subscriptions.isEmpty && !command.allowedWhileSubscribed {
             out.appendError(
                 "Can't execute '\(command.name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
-            return true
+            return .done
         }
         switch command {
         case .get, .set, .incr, .decr, .expire, .ttl:
-            let shard = owner(request[1])
-            if shard == index {
-                store.run(command, request, into: out, now: monotonicMilliseconds())
-            } else {
-                await peers[shard].run(command, Lent(value: request), into: Lent(value: out))
-            }
+            guard owner(request[1]) == index else { return .needsOtherShards(command) }
+            store.run(command, request, into: out, now: monotonicMilliseconds())
         case .del, .exists, .mget, .mset:
-            await runOnKeys(command, request, into: out)
+            if command == .mset && request.count % 2 == 0 {
+                out.appendArityError("mset")
+                return .done
+            }
+            let step = command == .mset ? 2 : 1
+            for i in stride(from: 1, to: request.count, by: step) where owner(request[i]) != index {
+                return .needsOtherShards(command)
+            }
+            store.run(command, request, into: out, now: monotonicMilliseconds())
         case .ping:
             guard request.count <= 2 else {
                 out.appendArityError("ping")
-                return true
+                return .done
             }
             if connection.subscriptions.isEmpty {
                 if request.count == 1 { out.append("+PONG\r\n") } else { out.appendBulk(request[1]) }
@@ -204,10 +297,10 @@ public actor Shard {
             out.appendBulk(request[1])
         case .quit:
             out.appendOK()
-            return false
+            return .quit
         case .publish:
-            let receivers = await publish(request[1], request[2])
-            out.appendInteger(receivers)
+            guard peers.count == 1 else { return .needsOtherShards(command) }
+            out.appendInteger(deliver(Self.messageFrame(request[1], request[2]), on: Key(borrowing: request[1])))
         case .subscribe:
             subscribe(connection, request)
         case .unsubscribe:
@@ -219,7 +312,7 @@ public actor Shard {
         case .hello:
             Introspection.hello(request, connectionID: connection.id, into: out)
         }
-        return true
+        return .done
     }
 
     /// Runs a command on keys this shard owns (called by another shard).
@@ -232,13 +325,10 @@ public actor Shard {
         store.run(command, key: key, of: request.value, into: out.value, now: monotonicMilliseconds())
     }
 
-    /// `DEL`, `EXISTS`, `MGET`, `MSET`: at once on the shard that owns all the keys; else key by
-    /// key on their shards, in order (atomic per key, not as a whole).
+    /// `DEL`, `EXISTS`, `MGET`, `MSET` with keys of other shards: at once on the shard that
+    /// owns all the keys; else key by key on their shards, in order (atomic per key, not as a
+    /// whole).
     private func runOnKeys(_ command: Command, _ request: Request, into out: ByteBuffer) async {
-        if command == .mset && request.count % 2 == 0 {
-            out.appendArityError("mset")
-            return
-        }
         let step = command == .mset ? 2 : 1
         let first = owner(request[1])
         var single = true
@@ -247,11 +337,7 @@ public actor Shard {
             break
         }
         if single {
-            if first == index {
-                store.run(command, request, into: out, now: monotonicMilliseconds())
-            } else {
-                await peers[first].run(command, Lent(value: request), into: Lent(value: out))
-            }
+            await peers[first].run(command, Lent(value: request), into: Lent(value: out))
             return
         }
         if command == .mget { out.appendArrayHeader(request.count - 1) }
@@ -287,7 +373,7 @@ public actor Shard {
         defer { connection.writing = false }
         try await connection.socket.sendAll(UnsafeRawBufferPointer(output.readable))
         output.clear()
-        if output.capacity > Connection.maxReadSize { output.shrink(to: Connection.maxReadSize) }
+        if output.capacity > Connection.flushSize { output.shrink(to: Connection.flushSize) }
         try await writePending(connection)
     }
 

@@ -44,6 +44,9 @@ func randomArguments(_ random: inout SeededGenerator, binary: Bool) -> [[UInt8]]
     }
 }
 
+/// Bytes that make the parser's headers, quotes and escapes likely in random input.
+let parserAlphabet: [UInt8] = Array("*$\r\n0123456789-+ \"'\\xab".utf8) + [0, 255]
+
 @Suite struct RequestParserTests {
     @Test func multibulkRequestsParseAndEveryPrefixIsIncomplete() {
         var random = SeededGenerator(seed: 1)
@@ -164,11 +167,10 @@ func randomArguments(_ random: inout SeededGenerator, binary: Bool) -> [[UInt8]]
 
     @Test func randomBytesNeverCrash() {
         var random = SeededGenerator(seed: 4)
-        let alphabet: [UInt8] = Array("*$\r\n0123456789-+ \"'\\xab".utf8) + [0, 255]
         for round in 0..<3000 {
             let count = Int.random(in: 0...200, using: &random)
             let bytes: [UInt8] = (0..<count).map { _ in
-                round % 2 == 0 ? alphabet.randomElement(using: &random)! : UInt8.random(in: 0...255, using: &random)
+                round % 2 == 0 ? parserAlphabet.randomElement(using: &random)! : UInt8.random(in: 0...255, using: &random)
             }
             exhaust(bytes, maxBulk: Int.random(in: 0...100, using: &random))
         }
@@ -194,6 +196,37 @@ func randomArguments(_ random: inout SeededGenerator, binary: Bool) -> [[UInt8]]
             case .error:
                 return
             }
+        }
+    }
+
+    /// The lean receive's form (`parse(readOnly:)`, in bytes it may not write) agrees with
+    /// `parse` on multibulk input and on a request it began that `parse` resumes in a copy (an
+    /// incomplete tail), declines inline commands, and leaves the bytes as they were.
+    @Test func readOnlyParsingAgreesAndDeclinesInlineCommands() {
+        var random = SeededGenerator(seed: 5)
+        for round in 0..<3000 {
+            var bytes: [UInt8] = round % 3 == 0
+                ? multibulk(randomArguments(&random, binary: true))
+                : (0..<Int.random(in: 0...120, using: &random)).map { _ in parserAlphabet.randomElement(using: &random)! }
+            if round % 3 == 1, !bytes.isEmpty { bytes[0] = UInt8(ascii: "*") }
+            let split = Int.random(in: 0...bytes.count, using: &random)
+            let maxBulk = Int.random(in: 0...64, using: &random)
+            var lean = RequestParser(maxBulk: maxBulk), copying = RequestParser(maxBulk: maxBulk)
+            let first = Array(bytes[..<split])
+            let leanOutcome = first.withUnsafeBytes { lean.parse(readOnly: $0) }
+            let (copyingOutcome, _) = parse(first, with: &copying)
+            guard let leanOutcome else {
+                #expect(first.first.map { $0 != UInt8(ascii: "*") } == true)
+                continue
+            }
+            #expect(leanOutcome == copyingOutcome, "\(first)")
+            if case .request = leanOutcome {
+                #expect(lean.arguments == copying.arguments)
+            }
+            guard case .incomplete = leanOutcome else { continue }
+            let (resumed, leanArguments) = parse(bytes, with: &lean)
+            let (whole, copyingArguments) = parse(bytes, with: &copying)
+            #expect(resumed == whole && leanArguments == copyingArguments, "\(bytes) split at \(split)")
         }
     }
 
