@@ -153,10 +153,14 @@ struct ClosingTests {
             let port = port(of: address)
             let addresses = try await AsyncSocket.resolve(host: "localhost", service: "\(port)", type: .stream)
             #expect(addresses.map(\.address) == [address])
-            let connection = try await AsyncSocket.connect(host: "localhost", port: port, reactor: reactor, timeout: .seconds(5))
-            let resolver = NameResolver.fixed([SockAddr(SocketAddrV6(.localhost, port)),
-                                               SockAddr(SocketAddrV4(.localhost, port))])
-            let second = try await AsyncSocket.connect(host: "db", port: port, reactor: reactor, resolver: resolver)
+            // The article's lines, on the shared reactor as written there.
+            let connection = try await AsyncSocket.connect(host: "localhost", port: port, timeout: .seconds(5))
+            let second = try await { () async throws -> AsyncSocket in
+                let resolver = NameResolver.fixed([SockAddr(SocketAddrV6(.localhost, port)),
+                                                   SockAddr(SocketAddrV4(.localhost, port))])
+                let connection = try await AsyncSocket.connect(host: "db", port: port, resolver: resolver)
+                return connection
+            }()
 
             func handle(_ connection: AsyncSocket) async throws {
                 defer { connection.closeInBackground() }   // whatever happens below

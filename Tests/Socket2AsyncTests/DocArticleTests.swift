@@ -31,7 +31,7 @@ struct DocArticleTests {
 }
 }
 
-// The overview's server, which serves forever, and its time-limit loop: compiled, never run.
+// The overview's server, which serves forever on port 8080: compiled, never run.
 private enum Overview {
     static func server() throws {
         let reactor = try Reactor()                  // io_uring if available, else epoll
@@ -41,21 +41,66 @@ private enum Overview {
         Task(executorPreference: reactor) {
             for try await (connection, _) in listener.incoming {
                 Task(executorPreference: reactor) {
-                    while let bytes = try? await connection.recv(maxCount: 65536), !bytes.isEmpty {
-                        try await connection.sendAll(bytes)
+                    var unsent: [UInt8] = []
+                    // `receive` lends the bytes from the reactor's memory: no buffer per connection.
+                    while let count = try? await connection.receive({ bytes in
+                        bytes.withUnsafeBytes { buffer in
+                            // Echo straight from them; copy only what the kernel cannot take now.
+                            let sent = (try? connection.sendWithFlags(buffer, flags: .noSignal)) ?? 0
+                            unsent += buffer[sent...]
+                        }
+                        return bytes.byteCount
+                    }), count > 0 {
+                        if !unsent.isEmpty {
+                            try await connection.sendAll(unsent)
+                            unsent.removeAll()
+                        }
                     }
                     try? await connection.close()
                 }
             }
         }
     }
+}
 
-    static func timeLimit(connection: AsyncSocket, buffer: UnsafeMutableRawBufferPointer) async throws {
-        // Close a connection that sends nothing for 30 seconds.
-        while true {
-            let count = try await AsyncSocket.withTimeout(.seconds(30)) { try await connection.recv(into: buffer) }
-            if count == 0 { break }
-            try await connection.sendAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+/// A protocol parser as the overview's time-limit loop feeds one: it counts the lent bytes.
+final class ByteCounter {
+    var total = 0
+    func consume(_ bytes: RawSpan) { total += bytes.byteCount }
+}
+
+/// The overview's time-limit loop.
+func overviewTimeLimit(_ connection: AsyncSocket, parser: ByteCounter) async throws {
+    // Close a connection that sends nothing for 30 seconds.
+    while true {
+        let count = try await AsyncSocket.withTimeout(.seconds(30)) {
+            try await connection.receive { bytes in
+                parser.consume(bytes)  // your protocol's parser, reading the lent bytes
+                return bytes.byteCount
+            }
+        }
+        if count == 0 { break }
+    }
+}
+
+// MARK: - Deadlines (DeadlinesAndHelpers.md)
+
+struct IdleClient: Error {}
+
+func receiveWithin30Seconds(_ connection: AsyncSocket, into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+    // Drop a client that sends nothing for 30 seconds.
+    let count = try await AsyncSocket.withTimeout(.seconds(30)) {
+        try await connection.recv(into: buffer)
+    }
+    return count
+}
+
+func receiveOrIdleClient(_ connection: AsyncSocket, into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+    try await AsyncSocket.withTimeout(.seconds(30)) {
+        do {
+            return try await connection.recv(into: buffer)
+        } catch let error as Errno where error == .timedOut && AsyncSocket.deadlinePassed {
+            throw IdleClient()  // say what happened in your own words
         }
     }
 }
@@ -186,6 +231,35 @@ extension AsyncTests.DocArticleTests {
             let replies = BufferedReader(client)
             #expect(try await replies.readLine() == "you said: a")
             #expect(try await replies.readLine() == "you said: b")
+        }
+    }
+}
+
+extension AsyncTests.DocArticleTests {
+    /// The overview's time-limit loop reads every byte the client sends and ends with the stream.
+    @Test(arguments: backends)
+    func overviewTimeLimitLoop(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, connection) = try await tcpPair(reactor)
+            try await client.sendAll(pattern(10_000))
+            try await client.shutdown(.write)
+            let parser = ByteCounter()
+            try await overviewTimeLimit(connection, parser: parser)
+            #expect(parser.total == 10_000)
+        }
+    }
+
+    /// The deadline snippets of DeadlinesAndHelpers receive what was sent within the deadline.
+    @Test(arguments: backends)
+    func deadlineSnippets(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, connection) = try await tcpPair(reactor)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+            defer { buffer.deallocate() }
+            try await client.sendAll("hello")
+            #expect(try await receiveWithin30Seconds(connection, into: buffer) == 5)
+            try await client.sendAll("again")
+            #expect(try await receiveOrIdleClient(connection, into: buffer) == 5)
         }
     }
 }

@@ -8,13 +8,14 @@ import Glibc
 
 /// A helper as a user writes one (the example of `AsyncSocket.withTimeout`'s documentation):
 /// not `Sendable`, its async method `nonisolated(nonsending)`, so that it runs in its caller's
-/// isolation and can be used inside `withTimeout` from an actor or from nonisolated code.
-final class LineReader {
+/// isolation and can be used inside `withTimeout` from an actor or from nonisolated code; then
+/// an actor that owns one and calls it under a deadline, and the same from nonisolated code.
+/// The very text of the DeadlinesAndHelpers article.
+final class LineReader {  // not Sendable
     let socket: AsyncSocket
     var pending: [UInt8] = []
     init(_ socket: AsyncSocket) { self.socket = socket }
 
-    /// The next line without its newline; nil at the end of the stream.
     nonisolated(nonsending) func readLine() async throws -> String? {
         while true {
             if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
@@ -28,7 +29,6 @@ final class LineReader {
     }
 }
 
-/// An actor that owns a helper and calls it under a deadline.
 actor Session {
     let reader: LineReader
     init(_ socket: AsyncSocket) { reader = LineReader(socket) }
@@ -38,7 +38,6 @@ actor Session {
     }
 }
 
-/// The same from nonisolated code: a local helper used under a deadline.
 nonisolated func firstTwoLines(_ socket: AsyncSocket) async throws -> [String?] {
     let reader = LineReader(socket)
     return try await AsyncSocket.withTimeout(.seconds(10)) {

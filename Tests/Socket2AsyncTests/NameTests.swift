@@ -31,9 +31,9 @@ extension AsyncTests {
 struct NameTests {
     @Test("resolve runs getaddrinfo off the reactor: localhost is 127.0.0.1 here")
     func resolveLocalhost() async throws {
-        let results = try await AsyncSocket.resolve(host: "localhost", service: "8080", type: .stream)
-        #expect(results.map(\.address).contains(loopback(8080)))
-        #expect(results.allSatisfy { $0.type == .stream })
+        let addresses = try await AsyncSocket.resolve(host: "localhost", service: "8080", type: .stream)
+        #expect(addresses.map(\.address).contains(loopback(8080)))
+        #expect(addresses.allSatisfy { $0.type == .stream })
         // Bad input: a numeric-only query of a name (no lookup goes out).
         await #expect(throws: AddressInfoError.noName) {
             try await AsyncSocket.resolve(host: "localhost", flags: .numericHost)

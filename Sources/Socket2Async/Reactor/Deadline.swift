@@ -101,7 +101,7 @@ extension AsyncSocket {
     /// try await AsyncSocket.withTimeout(.seconds(30)) {
     ///     do {
     ///         return try await connection.recv(into: buffer)
-    ///     } catch Errno.timedOut where AsyncSocket.deadlinePassed {
+    ///     } catch let error as Errno where error == .timedOut && AsyncSocket.deadlinePassed {
     ///         throw IdleClient()  // the client sent nothing for 30 seconds
     ///     }
     /// }
