@@ -199,7 +199,7 @@ public final class ReceivedDatagramBatch {
             guard let datagram = try io.takeStrandedInput(maxCount: room) else { break }
             datagram.payload.withUnsafeBytes { try? slots.setBytes(UnsafeRawBufferPointer(rebasing: $0.prefix(room)), at: count) }
             slots.setAddress(datagram.address, at: count)
-            ringFlags[count] = RecvFlags(rawValue: datagram.flags | (datagram.payload.count > room ? CInt(MSG_TRUNC) : 0))
+            ringFlags[count] = RecvFlags(rawValue: datagram.flags | (datagram.payload.count > room ? MessageFlags.truncate.rawValue : 0))
             ringPacketInfo[count] = datagram.control.withUnsafeBytes { $0.isEmpty ? nil : PacketInfo.find(in: $0) }
             count += 1
         }
