@@ -99,8 +99,6 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var immediateBudget = Reactor.immediateOperationsPerJob
     /// A job used up its budget: end the turn after it, so that the backend is polled.
     @exclusivity(unchecked) private var pollRequested = false
-    /// Operations of such a job, started after the poll (their tasks suspend meanwhile).
-    @exclusivity(unchecked) private var deferredStarts: [Int32] = []
     /// Accept retries after `EMFILE`/`ENFILE` (for tests and diagnostics).
     let acceptBackoffs = Atomic<Int>(0)
     /// Times the io_uring completion queue overflowed and was flushed (tests, diagnostics).
@@ -276,7 +274,6 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     private func runLoop() {
         var items: [InboxItem] = []
         items.reserveCapacity(64)
-        deferredStarts.reserveCapacity(64)
         while true {
             inbox.take(into: &items)
             if !items.isEmpty {
@@ -288,7 +285,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             if stopping && ops.count == 0 && runQueue.isEmpty { return }
 
             var timeout: UInt64? = nil
-            if !runQueue.isEmpty || !deferredStarts.isEmpty {
+            if !runQueue.isEmpty {
                 timeout = 0
             } else if let deadline = timers.earliestDeadline {
                 let now = monotonicNanoseconds()
@@ -297,22 +294,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             if timeout != 0 && !inbox.prepareToSleep() { timeout = 0 }
             impl.poll(timeout: timeout)
             if !timers.isEmpty { fireTimers() }
-            if !deferredStarts.isEmpty { startDeferred() }
         }
-    }
-
-    /// Starts the operations deferred by jobs that used up their budget, after the poll that
-    /// queued the other connections' work: they complete behind it.
-    private func startDeferred() {
-        for index in deferredStarts {
-            let record = ops.record(index)
-            if stopping {
-                complete(record, ResultCode.shutDown)
-            } else {
-                impl.start(index, record)
-            }
-        }
-        deferredStarts.removeAll(keepingCapacity: true)
     }
 
     @inline(__always)
@@ -541,6 +523,10 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         finish: (Int, UnsafeMutablePointer<OpRecord>) throws -> R
     ) async throws -> R {
         if stopping { throw ReactorError.shutDown }
+        // The running job used up its budget of operations completed at once: an operation
+        // whose socket is ready would complete before its continuation suspends (epoll tries
+        // the call when it starts), so the task goes behind the others explicitly.
+        if pollRequested && isCurrent { await Task.yield() }
         if io.closed { throw ReactorError.socketClosed }
         if kind.receivesData && io.pooled.isActive { await takeBackPooledInput(io) }
         let index = ops.allocate(kind, fd: io.fd, io: io)
@@ -569,12 +555,6 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
                     complete(record, ResultCode.closed)
                 } else if stopping {
                     complete(record, ResultCode.shutDown)
-                } else if pollRequested {
-                    // The job used up its budget of operations completed at once: started now,
-                    // an operation whose socket is ready would complete before the task
-                    // suspends (epoll tries the call when it starts). Started after the poll,
-                    // it puts the task behind the others, with no allocation.
-                    deferredStarts.append(index)
                 } else {
                     impl.start(index, record)
                 }
