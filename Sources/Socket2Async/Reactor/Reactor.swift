@@ -94,11 +94,6 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private(set) var itemsFromOtherThreads = 0
     /// The loop has ended: jobs can no longer run here.
     @exclusivity(unchecked) private var threadFinished = false
-    /// Operations the running job may still complete without waiting (see
-    /// ``takeImmediateOperation()``).
-    @exclusivity(unchecked) private var immediateBudget = Reactor.immediateOperationsPerJob
-    /// A job used up its budget: end the turn after it, so that the backend is polled.
-    @exclusivity(unchecked) private var pollRequested = false
     /// Accept retries after `EMFILE`/`ENFILE` (for tests and diagnostics).
     let acceptBackoffs = Atomic<Int>(0)
     /// Times the io_uring completion queue overflowed and was flushed (tests, diagnostics).
@@ -300,37 +295,16 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @inline(__always)
     private func runJobs() {
         var budget = 4096
-        pollRequested = false
         while budget > 0, let queued = runQueue.pop() {
             runningIsolatedJob = queued.isolated
-            immediateBudget = Self.immediateOperationsPerJob
             if queued.isolated {
                 queued.job.runSynchronously(on: unownedSerial)
             } else {
                 queued.job.runSynchronously(on: unownedTask)
             }
             budget -= 1
-            if pollRequested { break }
         }
         runningIsolatedJob = false
-    }
-
-    /// How many operations one job may complete on the reactor thread without waiting. A task
-    /// whose socket always has bytes (a peer that keeps it fed) would otherwise never suspend and
-    /// hold the thread while every other connection waits; past the budget its next operation
-    /// takes the waiting path, which puts the task behind the others and ends the loop turn.
-    static let immediateOperationsPerJob = 128
-
-    /// Takes one operation from the running job's budget; false when it is used up (the caller
-    /// then waits instead of completing at once). Reactor thread only.
-    @inline(__always)
-    func takeImmediateOperation() -> Bool {
-        if immediateBudget > 0 {
-            immediateBudget &-= 1
-            return true
-        }
-        pollRequested = true
-        return false
     }
 
     /// A job that can no longer run here goes to the fallback thread.
@@ -523,10 +497,6 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         finish: (Int, UnsafeMutablePointer<OpRecord>) throws -> R
     ) async throws -> R {
         if stopping { throw ReactorError.shutDown }
-        // The running job used up its budget of operations completed at once: an operation
-        // whose socket is ready would complete before its continuation suspends (epoll tries
-        // the call when it starts), so the task goes behind the others explicitly.
-        if pollRequested && isCurrent { await Task.yield() }
         if io.closed { throw ReactorError.socketClosed }
         if kind.receivesData && io.pooled.isActive { await takeBackPooledInput(io) }
         let index = ops.allocate(kind, fd: io.fd, io: io)
