@@ -212,7 +212,7 @@ struct ReactorTests {
             setBufferSize(client, SO_SNDBUF, 4096)
             while client.rawDescriptor >= 0,
                   [UInt8](repeating: 1, count: 65536).withUnsafeBytes({
-                      Glibc.send(client.rawDescriptor, $0.baseAddress, $0.count, CInt(MSG_DONTWAIT))
+                      Glibc.send(client.rawDescriptor, $0.baseAddress, $0.count, MessageFlags.dontWait.rawValue)
                   }) > 0 {}
             let big = TestBuffer(65536)
             let tasks: [Task<Void, any Error>] = [
