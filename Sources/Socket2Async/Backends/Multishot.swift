@@ -195,7 +195,7 @@ final class MultishotStream: @unchecked Sendable {
             name: UnsafeRawBufferPointer(start: name, count: min(Int(out.pointee.namelen), Int(template.pointee.msg_namelen))),
             control: UnsafeRawBufferPointer(start: name + Int(template.pointee.msg_namelen),
                                             count: min(Int(out.pointee.controllen), template.pointee.msg_controllen)),
-            flags: RecvFlags(rawValue: CInt(bitPattern: out.pointee.flags) | (length < whole ? CInt(MSG_TRUNC) : 0))))
+            flags: RecvFlags(rawValue: CInt(bitPattern: out.pointee.flags) | (length < whole ? MessageFlags.truncate.rawValue : 0))))
     }
 
     private func recycle(_ id: Int) {
@@ -353,7 +353,7 @@ struct StrandedDatagram {
             message.pointee.msg_namelen = socklen_t(Self.copy(name, to: message.pointee.msg_name,
                                                               room: Int(message.pointee.msg_namelen)))
             let controlCopied = Self.copy(control, to: message.pointee.msg_control, room: message.pointee.msg_controllen)
-            if controlCopied < control.count { flags |= CInt(MSG_CTRUNC) }
+            if controlCopied < control.count { flags |= msgControlTruncated }
             message.pointee.msg_controllen = controlCopied
         } else {
             var vector = iovec(iov_base: record.pointee.buffer, iov_len: record.pointee.length)
@@ -361,9 +361,9 @@ struct StrandedDatagram {
             record.pointee.addressLength = socklen_t(Self.copy(name, to: OpRecord.addressPointer(record),
                                                                room: MemoryLayout<sockaddr_storage>.size))
         }
-        if copied < payload.count { flags |= CInt(MSG_TRUNC) }
+        if copied < payload.count { flags |= MessageFlags.truncate.rawValue }
         record.pointee.resultFlags = UInt32(bitPattern: flags)
-        return record.pointee.flags & CInt(MSG_TRUNC) != 0 ? payload.count : copied
+        return record.pointee.flags & MessageFlags.truncate.rawValue != 0 ? payload.count : copied
     }
 
     private func scatter(over vectors: UnsafeBufferPointer<iovec>) -> Int {

@@ -7,6 +7,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Socket2
 import CURing
 
 /// `-errno` after a call that returned -1, else the result.
@@ -33,7 +34,7 @@ func sys_recv(_ fd: CInt, _ buffer: UnsafeMutableRawPointer?, _ count: Int, _ fl
 
 @inline(__always)
 func sys_send(_ fd: CInt, _ buffer: UnsafeRawPointer?, _ count: Int, _ flags: CInt) -> Int {
-    retryingEINTR { Glibc.send(fd, buffer, count, flags | CInt(MSG_NOSIGNAL)) }
+    retryingEINTR { Glibc.send(fd, buffer, count, flags | MessageFlags.noSignal.rawValue) }
 }
 
 @inline(__always)
@@ -49,7 +50,7 @@ func sys_sendto(
     _ fd: CInt, _ buffer: UnsafeRawPointer?, _ count: Int, _ flags: CInt,
     _ address: UnsafePointer<sockaddr>, _ length: socklen_t
 ) -> Int {
-    retryingEINTR { Glibc.sendto(fd, buffer, count, flags | CInt(MSG_NOSIGNAL), address, length) }
+    retryingEINTR { Glibc.sendto(fd, buffer, count, flags | MessageFlags.noSignal.rawValue, address, length) }
 }
 
 @inline(__always)
@@ -59,7 +60,7 @@ func sys_recvmsg(_ fd: CInt, _ message: UnsafeMutablePointer<msghdr>, _ flags: C
 
 @inline(__always)
 func sys_sendmsg(_ fd: CInt, _ message: UnsafePointer<msghdr>, _ flags: CInt) -> Int {
-    retryingEINTR { Glibc.sendmsg(fd, message, flags | CInt(MSG_NOSIGNAL)) }
+    retryingEINTR { Glibc.sendmsg(fd, message, flags | MessageFlags.noSignal.rawValue) }
 }
 
 /// `accept4(2)` with `SOCK_CLOEXEC | SOCK_NONBLOCK`: an accepted socket is ready for the reactor.
@@ -196,3 +197,9 @@ func monotonicDeadline(after nanoseconds: UInt64) -> UInt64 {
 func onlineProcessorCount() -> Int {
     max(1, sysconf(CInt(_SC_NPROCESSORS_ONLN)))
 }
+
+// Message flags go through the core's `MessageFlags`: Glibc's `MSG_*` constants were, in some
+// builds of this module (release, ThreadSanitizer), reported as not in scope.
+
+/// `MSG_CTRUNC`: the control data was cut (a `recvmsg(2)` result flag).
+let msgControlTruncated: CInt = 0x08

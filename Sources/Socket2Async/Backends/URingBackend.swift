@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Socket2
 import CURing
 import SystemPackage
 
@@ -163,19 +164,19 @@ final class URingBackend: ReactorBackend {
             io_uring_prep_recv(entry, fd, record.pointee.buffer, record.pointee.length, record.pointee.flags)
         case .send:
             io_uring_prep_send(entry, fd, record.pointee.buffer, record.pointee.length,
-                               record.pointee.flags | CInt(MSG_NOSIGNAL))
+                               record.pointee.flags | MessageFlags.noSignal.rawValue)
         case .recvFrom:
             prepareMessage(record, nameLength: socklen_t(MemoryLayout<sockaddr_storage>.size))
             io_uring_prep_recvmsg(entry, fd, OpRecord.messagePointer(record), UInt32(bitPattern: record.pointee.flags))
         case .sendTo:
             prepareMessage(record, nameLength: record.pointee.addressLength)
             io_uring_prep_sendmsg(entry, fd, OpRecord.messagePointer(record),
-                                  UInt32(bitPattern: record.pointee.flags | CInt(MSG_NOSIGNAL)))
+                                  UInt32(bitPattern: record.pointee.flags | MessageFlags.noSignal.rawValue))
         case .recvMsg:
             io_uring_prep_recvmsg(entry, fd, OpRecord.messagePointer(record), UInt32(bitPattern: record.pointee.flags))
         case .sendMsg:
             io_uring_prep_sendmsg(entry, fd, OpRecord.messagePointer(record),
-                                  UInt32(bitPattern: record.pointee.flags | CInt(MSG_NOSIGNAL)))
+                                  UInt32(bitPattern: record.pointee.flags | MessageFlags.noSignal.rawValue))
         case .accept:
             record.pointee.addressLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
             io_uring_prep_accept(entry, fd, OpRecord.addressPointer(record), OpRecord.addressLengthPointer(record),

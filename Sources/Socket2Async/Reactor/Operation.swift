@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Socket2
 import SystemPackage
 import Synchronization
 
@@ -448,7 +449,7 @@ final class IOState: @unchecked Sendable {
         } else if result == 0 && requested > 0 && isStream {
             // (On a datagram socket 0 is an empty datagram, not the end of input.)
             inputClosed = true
-        } else if isStream && result < requested && flags & CInt(MSG_PEEK) == 0 {
+        } else if isStream && result < requested && flags & MessageFlags.peek.rawValue == 0 {
             readReady = false
         }
     }

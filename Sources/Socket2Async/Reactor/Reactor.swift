@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Socket2
 import CURing
 import Synchronization
 
@@ -504,7 +505,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         prepare(record)
         if kind.receivesData, !io.strandedDatagrams.isEmpty,
            let datagram = io.takeStrandedDatagram(maxCount: OpRecord.receiveCapacity(record),
-                                                  peek: record.pointee.flags & CInt(MSG_PEEK) != 0) {
+                                                  peek: record.pointee.flags & MessageFlags.peek.rawValue != 0) {
             defer { ops.free(index) }
             return try finish(datagram.deliver(into: record), record)
         }

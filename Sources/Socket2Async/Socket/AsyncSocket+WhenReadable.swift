@@ -71,7 +71,7 @@ extension AsyncSocket {
         _ = try await wait(.recv, prepare: { record in
             record.pointee.buffer = UnsafeMutableRawPointer(OpRecord.peekBytePointer(record))
             record.pointee.length = length
-            record.pointee.flags = CInt(MSG_PEEK)
+            record.pointee.flags = MessageFlags.peek.rawValue
         }, finish: { result, _ in try ResultCode.check(result) })
     }
 }
