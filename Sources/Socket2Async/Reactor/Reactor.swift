@@ -549,7 +549,10 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         // A stopping reactor still runs (its operations fail with `shutDown`); a finished one
         // does not.
         if isFinished.load(ordering: .relaxed) { throw ReactorError.shutDown }
-        return try await withTaskExecutorPreference(self) {
+        // `isolation: nil`: the body runs on the reactor (the task executor), not back on the
+        // caller's actor — an operation resumed there would touch the reactor's state from the
+        // actor's thread after its wait.
+        return try await withTaskExecutorPreference(self, isolation: nil) {
             // Only a reactor whose thread is gone lets a task run elsewhere now.
             guard isCurrent else { throw ReactorError.shutDown }
             return try await body()
