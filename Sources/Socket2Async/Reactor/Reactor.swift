@@ -549,9 +549,16 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
         // A stopping reactor still runs (its operations fail with `shutDown`); a finished one
         // does not.
         if isFinished.load(ordering: .relaxed) { throw ReactorError.shutDown }
-        // `isolation: nil`: the body runs on the reactor (the task executor), not back on the
-        // caller's actor — an operation resumed there would touch the reactor's state from the
-        // actor's thread after its wait.
+        if isCurrent {
+            // An actor whose executor is this reactor: its isolation keeps it on this thread.
+            return try await withTaskExecutorPreference(self) {
+                guard isCurrent else { throw ReactorError.shutDown }
+                return try await body()
+            }
+        }
+        // From another thread (a default actor, the global pool): `isolation: nil`, so that the
+        // body runs on the reactor, the task executor, also after its waits — resumed in the
+        // caller's isolation it would touch the reactor's timers and records from that thread.
         return try await withTaskExecutorPreference(self, isolation: nil) {
             // Only a reactor whose thread is gone lets a task run elsewhere now.
             guard isCurrent else { throw ReactorError.shutDown }
