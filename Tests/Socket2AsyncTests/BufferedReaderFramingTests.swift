@@ -267,7 +267,7 @@ func bigEndian(_ value: UInt64, width: Int) -> [UInt8] {
         let source = ChunkSource(chunks)
         let reader = BufferedReader(source: source)
         var largest = 0
-        source.onReceive = { largest = max(largest, reader.bufferCapacity) }
+        source.onReceive = { [unowned reader] in largest = max(largest, reader.bufferCapacity) }
         await #expect(throws: BufferedReaderError.tooLong(limit: 16)) { try await reader.readLine(maxLength: 16) }
         #expect(try await reader.readLine(maxLength: 16) == "next")
         #expect(try await reader.readLine(maxLength: 16) == nil)
@@ -279,7 +279,7 @@ func bigEndian(_ value: UInt64, width: Int) -> [UInt8] {
         let source = ChunkSource([Array("one\ntwo\nth".utf8), Array("ree\n".utf8)])
         let reader = BufferedReader(source: source)
         var heldWhileReceiving: [Int] = []
-        source.onReceive = { heldWhileReceiving.append(reader.bufferCapacity) }
+        source.onReceive = { [unowned reader] in heldWhileReceiving.append(reader.bufferCapacity) }
         #expect(try await reader.readLine() == "one")
         #expect(reader.bufferedByteCount == 6)           // "two\nth" kept from the chunk
         #expect(try await reader.readLine() == "two")
