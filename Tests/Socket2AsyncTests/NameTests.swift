@@ -142,15 +142,28 @@ struct NameTests {
         }
     }
 
+    /// A listener on [::1] (backlog 0) and one on 127.0.0.1, on one port. The port the kernel picks
+    /// for the first may be taken on the other family (another socket's source port): try again.
+    func listenersOnOnePort(_ reactor: Reactor) async throws -> (v6: AsyncSocket, v4: AsyncSocket) {
+        for _ in 0..<50 {
+            let stalled = try tcpListener(reactor, on: loopbackV6(), backlog: 0)
+            do {
+                return (stalled, try tcpListener(reactor, on: loopback(port(of: try stalled.localAddr()))))
+            } catch Errno.addressInUse {
+                try await stalled.close()
+            }
+        }
+        throw Errno.addressInUse
+    }
+
     @Test("A stalled first address: the second attempt starts after the delay and wins, the first is closed", arguments: backends)
     func stalledFirstAddress(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
             // [::1]:port accepts nothing: its queue (backlog 0) is full, so SYNs are dropped.
-            let stalled = try tcpListener(reactor, on: loopbackV6(), backlog: 0)
+            let (stalled, listener) = try await listenersOnOnePort(reactor)
             let port = port(of: try stalled.localAddr())
             let filler = try Socket(domain: .ipv6, type: .stream)
             try filler.connect(loopbackV6(port))
-            let listener = try tcpListener(reactor, on: loopback(port))
             let resolver = NameResolver.fixed([loopbackV6(port), loopback(port)])
             let baseline = openDescriptors()
             let client = try await AsyncSocket.connect(host: "stalled", port: port, reactor: reactor, resolver: resolver)
