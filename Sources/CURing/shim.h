@@ -32,6 +32,12 @@ static inline void socket2async_sqe_set_buf_group(struct io_uring_sqe *sqe, unsi
     sqe->buf_group = group;
 }
 
+/// The byte limit of a multishot receive (`optlen`, Linux 6.17, in the union of `file_index`,
+/// which liburing 2.3's header names): the request ends once it has received that many bytes.
+static inline void socket2async_sqe_set_multishot_limit(struct io_uring_sqe *sqe, unsigned limit) {
+    sqe->file_index = limit;
+}
+
 /// The submission ring's flags the kernel sets (IORING_SQ_TASKRUN, IORING_SQ_CQ_OVERFLOW).
 static inline unsigned socket2async_sq_flags(const struct io_uring *ring) {
     return IO_URING_READ_ONCE(*ring->sq.kflags);

@@ -55,10 +55,27 @@ func tcpPairs(_ reactor: Reactor, _ count: Int) async throws -> ([AsyncSocket], 
 }
 
 /// Receive-pool figures (io_uring; zeros on epoll).
-func poolFigures(_ reactor: Reactor) async -> (exhaustions: Int, buffers: Int, incremental: Bool) {
+func poolFigures(_ reactor: Reactor) async -> (exhaustions: Int, buffers: Int, incremental: Bool, mappings: Int) {
     await onReactor(reactor) {
-        guard let pool = (reactor.impl as? URingBackend)?.pool else { return (0, 0, false) }
-        return (pool.exhaustions, pool.bufferCount, pool.incremental)
+        guard let pool = (reactor.impl as? URingBackend)?.pool else { return (0, 0, false, 0) }
+        return (pool.exhaustions, pool.bufferCount, pool.incremental, pool.mappings)
+    }
+}
+
+/// Sends `total` bytes of `block`-sized writes on `client`, then ends the stream.
+func sendStream(_ client: AsyncSocket, total: Int, block: Int = 1 << 16) async throws {
+    let bytes = [UInt8](repeating: 7, count: block)
+    for _ in 0..<(total / block) { try await client.sendAll(bytes) }
+    try await client.shutdown(.write)
+}
+
+/// Receives with the lean receive until the stream ends, counting the bytes.
+func countStream(_ server: AsyncSocket) async throws -> Int {
+    var received = 0
+    while true {
+        let count = try await server.receive { $0.byteCount }
+        if count == 0 { return received }
+        received += count
     }
 }
 
@@ -268,6 +285,86 @@ struct LeanReceiveTests {
             }
             for socket in clients + servers { try await socket.close() }
             #expect(await pendingOperations(reactor) == 0)
+        }
+    }
+
+    @Test("A long fast stream: the pool keeps a few buffers, mapped once", arguments: backends)
+    func streamKeepsItsBuffers(backend: Reactor.Backend) async throws {
+        let figures = try await streamThroughPool(backend, options: ReactorOptions())
+        if backend == .ioUring {
+            // Unlimited, one request drained the socket's receive buffer (megabytes) into the pool,
+            // which grew to 128 buffers; and shrinking as soon as half the pool sat in the ring
+            // mapped a buffer every few chunks, each faulted in page by page.
+            #expect(figures.limited, "the multishot byte limit (Linux 6.17) not taken")
+            #expect(figures.pool.mappings <= 8, "\(figures)")
+            #expect(figures.pool.exhaustions == 0, "\(figures)")
+        }
+    }
+
+    @Test("A kernel that refuses the multishot byte limit: receives go on without it")
+    func multishotLimitRefused() async throws {
+        var options = ReactorOptions()
+        options.refuseMultishotLimit = true
+        let figures = try await streamThroughPool(.ioUring, options: options, total: 8 << 20)
+        #expect(!figures.limited)
+    }
+
+    /// Streams `total` bytes through one connection of a new reactor, received with the lean
+    /// receive; the pool's figures afterwards, and whether the byte limit was taken.
+    func streamThroughPool(_ backend: Reactor.Backend, options: ReactorOptions, total: Int = 128 << 20) async throws
+        -> (pool: (exhaustions: Int, buffers: Int, incremental: Bool, mappings: Int), limited: Bool) {
+        let reactor = try Reactor(backend: backend, options: options)
+        defer { reactor.shutdown() }
+        return try await withTimeout(60) {
+            let (client, server) = try await tcpPair(reactor)
+            let sender = Task { try await sendStream(client, total: total) }
+            let received = try await countStream(server)
+            #expect(received == total)
+            try await sender.value
+            for socket in [client, server] { try await socket.close() }
+            let limited = await onReactor(reactor) {
+                (reactor.impl as? URingBackend).map { $0.pooledByteLimit > 0 && $0.pooledByteLimitConfirmed } ?? false
+            }
+            return (await poolFigures(reactor), limited)
+        }
+    }
+
+    @Test("After a burst the pool shrinks back to what traffic holds", arguments: backends)
+    func poolFollowsTraffic(backend: Reactor.Backend) async throws {
+        var options = ReactorOptions()
+        options.receivePool = ReceivePoolSize(bufferSize: 512, minimumBuffers: 1, maximumBuffers: 64, usePeriod: 1_000_000)
+        let reactor = try Reactor(backend: backend, options: options)
+        defer { reactor.shutdown() }
+        try await withTimeout(60) {
+            let (clients, servers) = try await tcpPairs(reactor, 16)
+            // The burst: every connection at once, more than the pool holds.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (client, server) in zip(clients, servers) {
+                    group.addTask(executorPreference: reactor) {
+                        let received = try await countStream(server)
+                        #expect(received == 1 << 16)
+                    }
+                    group.addTask { try await sendStream(client, total: 1 << 16, block: 1 << 12) }
+                }
+                try await group.waitForAll()
+            }
+            let grown = await poolFigures(reactor)
+            // Then one small exchange after another on a new connection: as the periods pass, the
+            // buffers that come back are let go down to twice what one exchange holds.
+            let (client, server) = try await tcpPair(reactor)
+            var exchanges = 0
+            let message = pattern(256)
+            while await poolFigures(reactor).buffers > 2 && exchanges < 100_000 {
+                try await client.sendAll(message)
+                let echoed = try await receiveExactly(server, message.count)
+                #expect(echoed == message)
+                exchanges += 1
+            }
+            if backend == .ioUring {
+                #expect(grown.exhaustions > 0 && grown.buffers > 8, "\(grown)")
+                #expect(await poolFigures(reactor).buffers <= 2)
+            }
+            for socket in clients + servers + [client, server] { try await socket.close() }
         }
     }
 

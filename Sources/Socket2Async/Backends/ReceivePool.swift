@@ -15,10 +15,19 @@ import SystemPackage
 // has finished it (a completion without `IORING_CQE_F_BUF_MORE`) and every chunk taken from it
 // has been handed out. Older kernels use each buffer for one completion.
 //
+// A request ends by itself after `PooledInput.queueLimit` buffers' worth of bytes (the multishot
+// byte limit, Linux 6.17) and is armed again when a receive waits: a fast stream holds a few
+// buffers, not its whole socket buffer, and takes its turn among the others. Older kernels refuse
+// the limit; there a request is cancelled when its chunks pile up.
+//
 // `ENOBUFS` ends a socket's request with no byte taken: the socket waits in a first-in,
 // first-out queue and is re-armed, in turn, when buffers come back or the pool grows (doubling,
-// up to its maximum). Buffers beyond the minimum are unmapped when they come back while half of
-// the pool sits unused in the ring, so memory follows traffic.
+// up to its maximum). Memory follows traffic: a buffer that comes back is unmapped while the pool
+// has more than twice the buffers held out of the ring at the peak of this period and the last
+// (a second each; a period in which the ring ran dry keeps them all). Shrinking on a shorter
+// horizon made a single fast stream map and fault in a buffer for every other chunk (a stream
+// holds a few buffers at a time, so half the pool always looked unused): page faults took most
+// of the reactor's time.
 
 /// A chunk of a stream that a socket's multishot request took: bytes in a pool buffer
 /// (`result` > 0), the end of the stream (0), or an error (`-errno`).
@@ -51,7 +60,8 @@ struct PooledInput {
     var isActive: Bool { armed >= 0 || !chunks.isEmpty }
 
     /// Chunks kept while no receive waits before the request is paused (backpressure: the
-    /// kernel's socket buffer and TCP's window take over).
+    /// kernel's socket buffer and TCP's window take over). Where the kernel limits the bytes of
+    /// a request, a request ends by itself after this many full buffers.
     static let queueLimit = 4
 }
 
@@ -63,6 +73,8 @@ struct ReceivePoolSize: Sendable {
     var minimumBuffers = 4
     /// Buffers at most (the ring's entries; a power of two).
     var maximumBuffers = 256
+    /// How long the peak use that decides the pool's size is remembered (nanoseconds).
+    var usePeriod: UInt64 = 1_000_000_000
 }
 
 /// The provided-buffer ring a reactor's lean receives share (io_uring; reactor thread only).
@@ -92,6 +104,12 @@ final class ReceivePool {
     private var starvedHead = 0
     /// Requests `ENOBUFS` ended (tests and diagnostics).
     private(set) var exhaustions = 0
+    /// Buffers mapped since the pool was made (tests and diagnostics).
+    private(set) var mappings = 0
+    /// Buffers held out of the ring at most in this period and the last (the ring running dry
+    /// counts as all of them).
+    private var peakHeld = (current: 0, previous: 0)
+    private var periodStart = monotonicNanoseconds()
 
     static let incrementalFlag: UInt16 = 2  // IOU_PBUF_RING_INC
     static let bufferMoreFlag: UInt32 = 1 << 4  // IORING_CQE_F_BUF_MORE
@@ -150,6 +168,7 @@ final class ReceivePool {
             }
             buffers[Int(id)] = buffer
             bufferCount += 1
+            mappings += 1
             provide(Int(id))
         }
     }
@@ -174,6 +193,7 @@ final class ReceivePool {
         if flags & Self.bufferMoreFlag == 0 {
             inKernel[id] = false
             published -= 1
+            peakHeld.current = max(peakHeld.current, bufferCount - published)
         }
         return PooledChunk(result: result, buffer: UInt16(id), offset: offset)
     }
@@ -190,8 +210,7 @@ final class ReceivePool {
         let id = Int(chunk.buffer)
         holders[id] -= 1
         guard holders[id] == 0, !inKernel[id], let buffer = buffers[id] else { return }
-        if bufferCount > size.minimumBuffers && published >= bufferCount / 2 {
-            // Half of the pool is unused: let this buffer go.
+        if isLargerThanUseNeeds() {
             sys_unmap(buffer, size.bufferSize)
             buffers[id] = nil
             unusedIDs.append(UInt16(id))
@@ -200,6 +219,17 @@ final class ReceivePool {
         }
         provide(id)
         wakeStarved()
+    }
+
+    /// Whether the pool has more buffers than twice its recent peak use (and than its minimum).
+    private func isLargerThanUseNeeds() -> Bool {
+        guard bufferCount > size.minimumBuffers else { return false }
+        let now = monotonicNanoseconds()
+        if now &- periodStart >= size.usePeriod {
+            peakHeld = (bufferCount - published, peakHeld.current)
+            periodStart = now
+        }
+        return bufferCount > 2 * max(peakHeld.current, peakHeld.previous)
     }
 
     // MARK: Starved sockets
@@ -217,6 +247,7 @@ final class ReceivePool {
         if exhausted {
             exhaustions += 1
             if bufferCount < size.maximumBuffers { add(min(max(bufferCount, 1), size.maximumBuffers - bufferCount)) }
+            peakHeld.current = bufferCount
         }
         wakeStarved()
     }
@@ -305,12 +336,24 @@ extension URingBackend {
         io_uring_prep_recv_multishot(entry, fd, nil, 0, 0)
         entry.pointee.flags |= UInt8(1 << IOSQE_BUFFER_SELECT_BIT)
         socket2async_sqe_set_buf_group(entry, pool!.group)
+        // Without a limit one request drains the socket's whole receive buffer (megabytes on a
+        // fast stream) into the pool before the reactor sees its first completion.
+        socket2async_sqe_set_multishot_limit(entry, pooledByteLimit)
+        if refuseMultishotLimit && pooledByteLimit > 0 { entry.pointee.addr2 = 1 }
     }
 
     /// A completion of a socket's multishot receive.
     func deliverPooled(_ record: UnsafeMutablePointer<OpRecord>, _ result: CInt, _ flags: UInt32) {
         let io = unsafeDowncast(record.pointee.stream!.takeUnretainedValue(), to: IOState.self)
         let pool = pool!
+        if result == -EINVAL && pooledByteLimit > 0 && !pooledByteLimitConfirmed {
+            // A kernel without the byte limit (before 6.17) refuses the request: arm it again
+            // without one, relying on cancelling it when chunks pile up.
+            pooledByteLimit = 0
+            finishPooled(record, io)
+            return
+        }
+        if result > 0 { pooledByteLimitConfirmed = true }
         if result == -ENOBUFS {
             // No byte was taken. The socket queues for buffers once the request is over.
             if flags & IORING_CQE_F_MORE == 0 { finishPooled(record, io, rearm: false) }

@@ -34,6 +34,13 @@ final class URingBackend: ReactorBackend {
     /// The buffers of lean receives, made at the first one.
     var pool: ReceivePool?
     let poolSize: ReceivePoolSize
+    /// Bytes a socket's multishot receive takes before it ends and is armed again (its share of
+    /// the pool per turn); 0 where the kernel lacks the limit (before 6.17: `EINVAL`).
+    var pooledByteLimit: UInt32
+    /// Whether a limited request has received bytes (the kernel takes the limit).
+    var pooledByteLimitConfirmed = false
+    /// Tests: limited requests carry a field the kernel refuses (`addr2`), as old kernels refuse the limit.
+    let refuseMultishotLimit: Bool
 
     var kind: Reactor.Backend { .ioUring }
     var tracksReadiness: Bool { false }
@@ -43,6 +50,8 @@ final class URingBackend: ReactorBackend {
         self.reactor = reactor
         owner = OwningReactor(reactor)
         poolSize = options.receivePool
+        pooledByteLimit = UInt32(clamping: PooledInput.queueLimit * options.receivePool.bufferSize)
+        refuseMultishotLimit = options.refuseMultishotLimit
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
         completions = .allocate(capacity: Self.batch)

@@ -653,6 +653,8 @@ struct ReactorOptions: Sendable {
     var completionEntries: UInt32 = 8192
     /// The sizes of the io_uring receive pool of lean receives.
     var receivePool = ReceivePoolSize()
+    /// Make the kernel refuse limited multishot receives, as kernels before 6.17 do.
+    var refuseMultishotLimit = false
 }
 
 extension Duration {
