@@ -95,6 +95,13 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private(set) var itemsFromOtherThreads = 0
     /// The loop has ended: jobs can no longer run here.
     @exclusivity(unchecked) private var threadFinished = false
+    /// Operations the running job may still complete without waiting (see
+    /// ``takeImmediateOperation()``).
+    @exclusivity(unchecked) private var immediateBudget = Reactor.immediateOperationsPerJob
+    /// A job used up its budget: end the turn after it, so that the backend is polled.
+    @exclusivity(unchecked) private var pollRequested = false
+    /// Operations of such a job, started after the poll (their tasks suspend meanwhile).
+    @exclusivity(unchecked) private var deferredStarts: [Int32] = []
     /// Accept retries after `EMFILE`/`ENFILE` (for tests and diagnostics).
     let acceptBackoffs = Atomic<Int>(0)
     /// Times the io_uring completion queue overflowed and was flushed (tests, diagnostics).
@@ -270,6 +277,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     private func runLoop() {
         var items: [InboxItem] = []
         items.reserveCapacity(64)
+        deferredStarts.reserveCapacity(64)
         while true {
             inbox.take(into: &items)
             if !items.isEmpty {
@@ -281,7 +289,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             if stopping && ops.count == 0 && runQueue.isEmpty { return }
 
             var timeout: UInt64? = nil
-            if !runQueue.isEmpty {
+            if !runQueue.isEmpty || !deferredStarts.isEmpty {
                 timeout = 0
             } else if let deadline = timers.earliestDeadline {
                 let now = monotonicNanoseconds()
@@ -290,22 +298,58 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             if timeout != 0 && !inbox.prepareToSleep() { timeout = 0 }
             impl.poll(timeout: timeout)
             if !timers.isEmpty { fireTimers() }
+            if !deferredStarts.isEmpty { startDeferred() }
         }
+    }
+
+    /// Starts the operations deferred by jobs that used up their budget, after the poll that
+    /// queued the other connections' work: they complete behind it.
+    private func startDeferred() {
+        for index in deferredStarts {
+            let record = ops.record(index)
+            if stopping {
+                complete(record, ResultCode.shutDown)
+            } else {
+                impl.start(index, record)
+            }
+        }
+        deferredStarts.removeAll(keepingCapacity: true)
     }
 
     @inline(__always)
     private func runJobs() {
         var budget = 4096
+        pollRequested = false
         while budget > 0, let queued = runQueue.pop() {
             runningIsolatedJob = queued.isolated
+            immediateBudget = Self.immediateOperationsPerJob
             if queued.isolated {
                 queued.job.runSynchronously(on: unownedSerial)
             } else {
                 queued.job.runSynchronously(on: unownedTask)
             }
             budget -= 1
+            if pollRequested { break }
         }
         runningIsolatedJob = false
+    }
+
+    /// How many operations one job may complete on the reactor thread without waiting. A task
+    /// whose socket always has bytes (a peer that keeps it fed) would otherwise never suspend and
+    /// hold the thread while every other connection waits; past the budget its next operation
+    /// takes the waiting path, which puts the task behind the others and ends the loop turn.
+    static let immediateOperationsPerJob = 128
+
+    /// Takes one operation from the running job's budget; false when it is used up (the caller
+    /// then waits instead of completing at once). Reactor thread only.
+    @inline(__always)
+    func takeImmediateOperation() -> Bool {
+        if immediateBudget > 0 {
+            immediateBudget &-= 1
+            return true
+        }
+        pollRequested = true
+        return false
     }
 
     /// A job that can no longer run here goes to the fallback thread.
@@ -526,6 +570,12 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
                     complete(record, ResultCode.closed)
                 } else if stopping {
                     complete(record, ResultCode.shutDown)
+                } else if pollRequested {
+                    // The job used up its budget of operations completed at once: started now,
+                    // an operation whose socket is ready would complete before the task
+                    // suspends (epoll tries the call when it starts). Started after the poll,
+                    // it puts the task behind the others, with no allocation.
+                    deferredStarts.append(index)
                 } else {
                     impl.start(index, record)
                 }

@@ -54,6 +54,7 @@ extension AsyncSocket {
     private func tryInput(_ call: (CInt) -> Int) throws -> Int? {
         if reactor.isCurrent && !reactor.tracksReadiness {
             if io.closed { throw ReactorError.socketClosed }
+            guard reactor.takeImmediateOperation() else { return nil }
             let result = call(io.fd)
             return result == -Int(EAGAIN) ? nil : try ResultCode.check(result)
         }

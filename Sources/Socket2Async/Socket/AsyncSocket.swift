@@ -88,7 +88,8 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
         if reactor.isCurrent {
             if io.closed { throw ReactorError.socketClosed }
             // Not while operations of this direction wait: they come first.
-            guard io.isReady(input: input), (input ? io.inputHead : io.outputHead) < 0 else { return nil }
+            guard io.isReady(input: input), (input ? io.inputHead : io.outputHead) < 0,
+                  reactor.takeImmediateOperation() else { return nil }
             result = call(io.fd)
             if input {
                 io.noteInput(result, requested: requested, flags: flags)
