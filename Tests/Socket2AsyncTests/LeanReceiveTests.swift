@@ -137,6 +137,26 @@ struct LeanReceiveTests {
         }
     }
 
+    @Test("A short read leaves the socket waiting for its next edge, and the bytes after it come", arguments: backends)
+    func shortReadWaitsForTheEdge(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            try await client.sendAll([1, 2, 3])
+            let (bytes, stillReadable) = try await Task(executorPreference: reactor) {
+                let bytes = try await server.receive { span in span.withUnsafeBytes { Array($0) } }
+                // Read on the reactor thread in the job that made the recv(2): no poll since.
+                return (bytes, server.io.readReady)
+            }.value
+            #expect(bytes == [1, 2, 3])
+            // Epoll: three bytes into 64 KiB of room emptied the queue, so the next receive
+            // waits for the next edge instead of making a recv(2) that fails with EAGAIN.
+            if backend == .epoll { #expect(!stillReadable) }
+            let next = Task(executorPreference: reactor) { try await server.receive { span in span.withUnsafeBytes { Array($0) } } }
+            try await client.sendAll([4, 5])
+            #expect(try await next.value == [4, 5])
+        }
+    }
+
     @Test("The end of the stream is an empty span, every time", arguments: backends)
     func endOfStream(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in

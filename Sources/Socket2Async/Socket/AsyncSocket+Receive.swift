@@ -59,7 +59,9 @@ extension AsyncSocket {
     /// `recv(2)` into the thread's scratch memory when the socket is readable.
     private nonisolated(nonsending) func receiveIntoThreadScratch() async throws -> ScratchReceipt {
         let reactor = self.reactor, io = self.io
-        return try await receiveWhenReadable({ (socket) throws(Errno) in
+        return try await receiveWhenReadable(requested: ThreadScratch.size, transferred: { receipt in
+            if case .scratch(let count) = receipt { count } else { 0 }
+        }, { (socket) throws(Errno) in
             .scratch(try socket.recv(into: ThreadScratch.current))
         }, orStranded: {
             try await reactor.onReactor {

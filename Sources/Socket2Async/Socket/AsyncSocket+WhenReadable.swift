@@ -20,7 +20,14 @@ extension AsyncSocket {
     /// The call is tried at once except on the reactor thread of an epoll reactor that knows the
     /// socket is not readable. Cancellation while waiting throws `CancellationError`, and nothing
     /// was received then.
+    ///
+    /// A call that reads a stream into `requested` bytes of room says through `transferred` how
+    /// many it got: fewer means the kernel's queue is empty, so the next call waits for the
+    /// next edge instead of making a `recv(2)` that fails with `EAGAIN` (level-triggered C
+    /// servers make one read per event for the same reason).
     nonisolated(nonsending) func receiveWhenReadable<R>(
+        requested: Int = 0,
+        transferred: (R) -> Int = { _ in 0 },
         _ call: (SockRef) throws(Errno) -> R,
         orStranded stranded: nonisolated(nonsending) () async throws -> R?
     ) async throws -> R {
@@ -29,11 +36,12 @@ extension AsyncSocket {
             if io.hasStrandedDatagrams.load(ordering: .relaxed), let result = try await stranded() { return result }
             // An attempt on an epoll reactor's thread keeps the readiness flags exact.
             let readinessIsCurrent = reactor.tracksReadiness && reactor.isCurrent
-            let done = try tryInput { fd in
+            let done = try tryInput(requested: requested) { fd in
                 while true {
                     do throws(Errno) {
-                        outcome = try call(SockRef(rawDescriptor: fd))
-                        return 0
+                        let value = try call(SockRef(rawDescriptor: fd))
+                        outcome = value
+                        return transferred(value)
                     } catch {
                         if error != .interrupted { return -Int(error.rawValue) }
                     }
@@ -51,14 +59,14 @@ extension AsyncSocket {
 
     /// Tries an input call now: `attempt`, except that on a reactor that keeps no readiness
     /// (io_uring) the call is also made on the reactor thread. Returns nil on `EAGAIN`.
-    private func tryInput(_ call: (CInt) -> Int) throws -> Int? {
+    private func tryInput(requested: Int, _ call: (CInt) -> Int) throws -> Int? {
         if reactor.isCurrent && !reactor.tracksReadiness {
             if io.closed { throw ReactorError.socketClosed }
             guard reactor.takeImmediateOperation() else { return nil }
             let result = call(io.fd)
             return result == -Int(EAGAIN) ? nil : try ResultCode.check(result)
         }
-        return try attempt(input: true, requested: 0, flags: 0, call)
+        return try attempt(input: true, requested: requested, flags: 0, call)
     }
 
     /// Waits until a datagram can be received, without receiving it: a zero-byte `recv(2)` with
