@@ -8,7 +8,7 @@ pools and per-thread memory exist, read its resident memory (VmRSS), open N conn
 connections then echo once more each (a check that every one still works) and are closed.
 
 Usage:
-    scripts/idle-memory.py [--conns N] [--rounds R] NAME=COMMAND [NAME=COMMAND ...]
+    scripts/idle-memory.py [--conns N] [--rounds R] [--max-kib K] NAME=COMMAND [NAME=COMMAND ...]
 
     scripts/idle-memory.py --conns 10000 \\
         'epoll=Benchmarks/.build/release/socket2-server --backend epoll' \\
@@ -16,7 +16,8 @@ Usage:
 
 The client side holds N descriptors: N must stay under the process's limit (this machine
 allows 20,000). Each server runs R times (default 1), in turn; the medians are printed.
-Stdlib only.
+With --max-kib, exits with status 1 when a median is above K KiB per connection (the
+benchmark smoke test uses it as a gate). Stdlib only.
 """
 
 import argparse
@@ -118,6 +119,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conns", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--max-kib", type=float, default=None,
+                        help="exit with status 1 when a server's median exceeds this (KiB per connection)")
     parser.add_argument("servers", nargs="+", metavar="NAME=COMMAND")
     arguments = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -130,6 +133,7 @@ def main():
         for name, command in servers:
             before, after = measure(command, arguments.conns)
             results[name].append((before, after))
+    over = []
     print(f"| server | RSS before | RSS with {arguments.conns} idle | per connection |")
     print("| --- | ---: | ---: | ---: |")
     for name, runs in results.items():
@@ -137,7 +141,11 @@ def main():
         after = statistics.median(run[1] for run in runs)
         per = statistics.median((run[1] - run[0]) / arguments.conns for run in runs)
         print(f"| {name} | {before / 2**20:.1f} MiB | {after / 2**20:.1f} MiB | {per / 1024:.2f} KiB |")
-    return 0
+        if arguments.max_kib is not None and per / 1024 > arguments.max_kib:
+            over.append(f"{name}: {per / 1024:.2f} KiB per idle connection, above {arguments.max_kib} KiB")
+    for line in over:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if over else 0
 
 
 if __name__ == "__main__":

@@ -57,6 +57,11 @@ extension AsyncSocket {
     }
 
     /// `recv(2)` into the thread's scratch memory when the socket is readable.
+    ///
+    /// Never inlined: its frame (the readiness wait's state, some 600 bytes) would become part
+    /// of `receive`'s, which every waiting receive holds, the io_uring form's included; an idle
+    /// connection's task would need one more 1 KiB slab of the task allocator.
+    @inline(never)
     private nonisolated(nonsending) func receiveIntoThreadScratch() async throws -> ScratchReceipt {
         let reactor = self.reactor, io = self.io
         return try await receiveWhenReadable(requested: ThreadScratch.size, transferred: { receipt in
