@@ -9,8 +9,10 @@
 # (--threads 1), each on CPU 0 (taskset -c 0), redis-benchmark on CPU 1, interleaved (every
 # server once per repetition, in turn), medians of the repetitions. Rows: SET and GET with 50
 # clients without pipelining and with -P 16 (requests/s), and the server's RSS growth for idle
-# connections (kB, opened by scripts/idle-clients.py, 5,000 a process). Prints a markdown
-# table with ratios against redis-server.
+# connections (kB, opened by scripts/idle-clients.py, 5,000 a process); and for each
+# redis-benchmark run the server's CPU time per request (user + system, from /proc) and the
+# client's CPU use (one core saturated by redis-benchmark means the client sets the rate).
+# Prints a markdown table with ratios against redis-server.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,7 +27,7 @@ swift build -c release --product mini-redis >&2
 binary="$(swift build -c release --show-bin-path)/mini-redis"
 port=16390
 results=$(mktemp)
-trap 'rm -f "$results"; kill $server_pid 2>/dev/null || true' EXIT
+trap 'rm -f "$results" "$results.csv"; kill $server_pid 2>/dev/null || true' EXIT
 server_pid=""
 
 start() {  # start SERVER: redis | epoll | io_uring
@@ -42,6 +44,8 @@ start() {  # start SERVER: redis | epoll | io_uring
 stop() {
     kill $server_pid; wait $server_pid 2>/dev/null || true; server_pid=""
 }
+
+cpu_ticks() { awk '{ print $14 + $15 }' /proc/$server_pid/stat; }  # user + system, clock ticks
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' /proc/$server_pid/status; }
 
@@ -74,10 +78,15 @@ for rep in $(seq $reps); do
         for test in set get; do
             for pipeline in 1 16; do
                 [[ " $metrics " == *" $test-P$pipeline "* ]] || continue
-                rps=$(taskset -c 1 redis-benchmark -p $port -t $test -n $requests -c 50 -P $pipeline -q --csv \
-                      | awk -F'"' 'toupper($2) == toupper("'$test'") { print $4 }')
+                local_ticks=$(cpu_ticks)
+                client_time=$( { TIMEFORMAT='%R %U %S'; time taskset -c 1 redis-benchmark -p $port -t $test -n $requests \
+                      -c 50 -P $pipeline -q --csv > "$results.csv"; } 2>&1 )
+                rps=$(awk -F'"' 'toupper($2) == toupper("'$test'") { print $4 }' "$results.csv")
+                server_us=$(( ($(cpu_ticks) - local_ticks) * 1000000 / $(getconf CLK_TCK) ))
                 echo "$server ${test}-P$pipeline $rps" >> "$results"
-                echo "rep $rep: $server $test -P $pipeline: $rps requests/s" >&2
+                echo "$server ${test}-P$pipeline-cpu $(awk -v us=$server_us -v n=$requests 'BEGIN { print us / n }')" >> "$results"
+                echo "$server ${test}-P$pipeline-client $(echo $client_time | awk '{ print ($2 + $3) / $1 }')" >> "$results"
+                echo "rep $rep: $server $test -P $pipeline: $rps requests/s, server CPU $server_us us, client $client_time (real user sys)" >&2
             done
         done
         delta=$(idle_rss_delta)
@@ -100,6 +109,8 @@ rows = [("set-P1", "SET, 50 clients (requests/s)"), ("get-P1", "GET, 50 clients 
         ("set-P16", "SET, 50 clients, -P 16 (requests/s)"), ("get-P16", "GET, 50 clients, -P 16 (requests/s)"),
         ("idle", f"{int(idle):,} idle connections (server RSS growth, kB)")]
 rows = [row for row in rows if row[0] in metrics]
+cpu_rows = [(metric + "-cpu", title.replace(" (requests/s)", ": server CPU per request (µs)"))
+            for metric, title in rows if metric != "idle"]
 print(f"Medians of {reps} interleaved repetitions, {int(requests):,} requests each; ratio against redis-server.\n")
 print("| | redis-server | mini-redis epoll | mini-redis io_uring |")
 print("| --- | ---: | ---: | ---: |")
@@ -110,4 +121,16 @@ for metric, title in rows:
         v = median(server, metric)
         cells.append(f"{v:,.0f} ({v / base:.2f}×)" if base else f"{v:,.0f}")
     print(f"| {title} | " + " | ".join(cells) + " |")
+for metric, title in cpu_rows:
+    base = median("redis", metric)
+    cells = [f"{base:.2f}"]
+    for server in ("epoll", "io_uring"):
+        v = median(server, metric)
+        cells.append(f"{v:.2f} ({v / base:.2f}×)" if base else f"{v:.2f}")
+    print(f"| {title} | " + " | ".join(cells) + " |")
+client = [v for (server, metric), vs in values.items() if metric.endswith("-client") for v in vs]
+if client:
+    print(f"\nredis-benchmark's CPU (user + system over wall time, its own core): median {statistics.median(client):.2f},"
+          f" lowest {min(client):.2f}. Near 1.00 the client, not the server, sets the rate:"
+          " compare the servers' CPU per request then.")
 PY
