@@ -33,10 +33,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "socket2-server",
-            dependencies: [
-                "BenchServers",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            dependencies: ["BenchServers"]
         ),
         // Accept throughput of ReactorGroup.serve: one shared listening socket against SO_REUSEPORT.
         .executableTarget(

@@ -1,48 +1,92 @@
 // An example server on Socket2Async, obeying the peer harness's contract
 // (../shared/bench/README.md, "Plugging in a new server"):
 //
-//   socket2-server [--backend epoll|io_uring|automatic] [--threads N] --mode MODE --port N
+//   socket2-server [--backend epoll|io_uring|automatic] [--threads N] [--reuse-port] --mode MODE --port N
 //
 // 127.0.0.1 only, SO_REUSEADDR, backlog 4096, TCP_NODELAY on accepted sockets, runs until
 // SIGTERM. `--backend sync` (the blocking core) and `--backend nio` (SwiftNIO) run the same
 // work for comparison.
-import ArgumentParser
+//
+// The options are parsed by hand: swift-argument-parser links FoundationEssentials, about 2 MiB
+// of resident memory that the peer harness's memory column would count against the server.
+#if canImport(Glibc)
+import Glibc
+#endif
 import BenchServers
 
-extension ServerBackend: ExpressibleByArgument {}
-extension ServerMode: ExpressibleByArgument {}
+let usageText = """
+    OVERVIEW: A loopback benchmark server on Socket2 (epoll or io_uring reactors).
 
-@main
-struct Socket2Server: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "socket2-server",
-        abstract: "A loopback benchmark server on Socket2 (epoll or io_uring reactors).")
+    USAGE: socket2-server [--backend <backend>] [--threads <threads>] [--reuse-port] --mode <mode> --port <port>
 
-    @Option(help: "epoll, io_uring, automatic (or sync, nio for comparison)")
-    var backend: ServerBackend = .automatic
+    OPTIONS:
+      --backend <backend>  \(ServerBackend.allCases.map(\.rawValue).joined(separator: ", ")) (default: automatic;
+                           sync and nio run the same work for comparison)
+      --threads <threads>  Reactors (event loops), serving one socket that no other process can bind. (default: 1)
+      --reuse-port         One SO_REUSEPORT socket per reactor (another server on the port then joins it).
+      --mode <mode>        \(ServerMode.allCases.map(\.rawValue).joined(separator: ", "))
+      --port <port>        Port on 127.0.0.1.
+      -h, --help           Show this help.
+    """
 
-    @Option(help: "Reactors (event loops), serving one socket that no other process can bind.")
-    var threads: Int = 1
+/// Prints `message` and the usage to standard error and exits with status 64 (`EX_USAGE`).
+func usageError(_ message: String) -> Never {
+    printError("Error: \(message)\n\n\(usageText)")
+    exit(64)
+}
 
-    @Flag(help: "One SO_REUSEPORT socket per reactor (another server on the port then joins it).")
-    var reusePort = false
-
-    @Option(help: "accept, tcp-echo, udp-echo, tcp-stream (or udp-sink)")
-    var mode: ServerMode
-
-    @Option(help: "Port on 127.0.0.1.")
-    var port: UInt16
-
-    @Flag(help: .hidden)
-    var control = false
-
-    func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+var backend = ServerBackend.automatic
+var threads = 1
+var reusePort = false
+var control = false
+var mode: ServerMode?
+var port: UInt16?
+var arguments = CommandLine.arguments.dropFirst()
+while let option = arguments.popFirst() {
+    /// The option's value: the next argument, or what follows `=` in `--option=value`.
+    func value(of name: String, inline: String?) -> String {
+        if let inline { return inline }
+        guard let next = arguments.popFirst() else { usageError("missing value for '\(name)'") }
+        return next
     }
-
-    func run() throws {
-        let config = ServerConfig(backend: backend, mode: mode, port: port, threads: threads, reusePort: reusePort)
-        if control { serveControlled(config) }
-        try serveForever(config)
+    let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+    let name = parts.first ?? option, inline = parts.count == 2 ? parts[1] : nil
+    switch name {
+    case "-h", "--help":
+        print(usageText)
+        exit(0)
+    case "--backend":
+        let text = value(of: name, inline: inline)
+        guard let parsed = ServerBackend(rawValue: text) else { usageError("unknown backend '\(text)'") }
+        backend = parsed
+    case "--threads":
+        let text = value(of: name, inline: inline)
+        guard let parsed = Int(text), parsed >= 1 else { usageError("--threads must be at least 1, not '\(text)'") }
+        threads = parsed
+    case "--mode":
+        let text = value(of: name, inline: inline)
+        guard let parsed = ServerMode(rawValue: text) else { usageError("unknown mode '\(text)'") }
+        mode = parsed
+    case "--port":
+        let text = value(of: name, inline: inline)
+        guard let parsed = UInt16(text) else { usageError("bad port '\(text)'") }
+        port = parsed
+    case "--reuse-port" where inline == nil:
+        reusePort = true
+    case "--control" where inline == nil:
+        control = true  // (undocumented: the drain scenarios of socket2-bench)
+    default:
+        usageError("unknown option '\(option)'")
     }
+}
+guard let mode else { usageError("missing expected argument '--mode <mode>'") }
+guard let port else { usageError("missing expected argument '--port <port>'") }
+
+let config = ServerConfig(backend: backend, mode: mode, port: port, threads: threads, reusePort: reusePort)
+if control { serveControlled(config) }
+do {
+    try serveForever(config)
+} catch {
+    printError("socket2-server: \(error)")
+    exit(1)
 }
