@@ -43,40 +43,25 @@ var mode: ServerMode?
 var port: UInt16?
 var arguments = CommandLine.arguments.dropFirst()
 while let option = arguments.popFirst() {
-    /// The option's value: the next argument, or what follows `=` in `--option=value`.
-    func value(of name: String, inline: String?) -> String {
-        if let inline { return inline }
-        guard let next = arguments.popFirst() else { usageError("missing value for '\(name)'") }
-        return next
-    }
     let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
     let name = parts.first ?? option, inline = parts.count == 2 ? parts[1] : nil
+    /// The option's value (the next argument, or what follows `=`), parsed by `parse`.
+    func value<T>(_ parse: (String) -> T?, else complaint: (String) -> String) -> T {
+        guard let text = inline ?? arguments.popFirst() else { usageError("missing value for '\(name)'") }
+        guard let parsed = parse(text) else { usageError(complaint(text)) }
+        return parsed
+    }
     switch name {
     case "-h", "--help":
         print(usageText)
         exit(0)
-    case "--backend":
-        let text = value(of: name, inline: inline)
-        guard let parsed = ServerBackend(rawValue: text) else { usageError("unknown backend '\(text)'") }
-        backend = parsed
-    case "--threads":
-        let text = value(of: name, inline: inline)
-        guard let parsed = Int(text), parsed >= 1 else { usageError("--threads must be at least 1, not '\(text)'") }
-        threads = parsed
-    case "--mode":
-        let text = value(of: name, inline: inline)
-        guard let parsed = ServerMode(rawValue: text) else { usageError("unknown mode '\(text)'") }
-        mode = parsed
-    case "--port":
-        let text = value(of: name, inline: inline)
-        guard let parsed = UInt16(text) else { usageError("bad port '\(text)'") }
-        port = parsed
-    case "--reuse-port" where inline == nil:
-        reusePort = true
-    case "--control" where inline == nil:
-        control = true  // (undocumented: the drain scenarios of socket2-bench)
-    default:
-        usageError("unknown option '\(option)'")
+    case "--backend": backend = value(ServerBackend.init(rawValue:), else: { "unknown backend '\($0)'" })
+    case "--threads": threads = value({ Int($0).flatMap { $0 >= 1 ? $0 : nil } }, else: { "--threads must be at least 1, not '\($0)'" })
+    case "--mode": mode = value(ServerMode.init(rawValue:), else: { "unknown mode '\($0)'" })
+    case "--port": port = value(UInt16.init, else: { "bad port '\($0)'" })
+    case "--reuse-port" where inline == nil: reusePort = true
+    case "--control" where inline == nil: control = true  // (undocumented: socket2-bench's drain scenarios)
+    default: usageError("unknown option '\(option)'")
     }
 }
 guard let mode else { usageError("missing expected argument '--mode <mode>'") }
