@@ -352,6 +352,41 @@ struct LeanReceiveTests {
         }
     }
 
+    @Test("Many connections' first bytes at once grow the pool to what they hold, not to its maximum", arguments: backends)
+    func burstGrowsThePoolOnce(backend: Reactor.Backend) async throws {
+        var options = ReactorOptions()
+        options.receivePool = ReceivePoolSize(bufferSize: 4096, minimumBuffers: 1, maximumBuffers: 256)
+        let reactor = try Reactor(backend: backend, options: options)
+        defer { reactor.shutdown() }
+        try await withTimeout(60) {
+            let connections = 200
+            let (clients, servers) = try await tcpPairs(reactor, connections)
+            let receivers = servers.enumerated().map { index, server in
+                Task(executorPreference: reactor) { try await receiveExactly(server, 64) == pattern(64, seed: index) }
+            }
+            // Every receive waits (its multishot request armed) before any byte is sent; then
+            // one job of the reactor sends all 12,800 bytes (three buffers' worth) without
+            // suspending, so the kernel completes the requests together, and most of them find
+            // the one-buffer ring empty in the same batch of completions.
+            await waitUntilPending(reactor, connections)
+            try await Task(executorPreference: reactor) {
+                for (index, client) in clients.enumerated() {
+                    let sent = try pattern(64, seed: index).withUnsafeBytes { try client.sendWithFlags($0, flags: .noSignal) }
+                    #expect(sent == 64)
+                }
+            }.value
+            for receiver in receivers { #expect(try await receiver.value) }
+            let figures = await poolFigures(reactor)
+            if backend == .ioUring {
+                #expect(figures.exhaustions > 0, "\(figures)")
+                // Growing once per empty ring: a few doublings. Growing once per request that
+                // found it empty took the maximum (256).
+                #expect(figures.buffers <= 32, "\(figures)")
+            }
+            for socket in clients + servers { try await socket.close() }
+        }
+    }
+
     @Test("After a burst the pool shrinks back to what traffic holds", arguments: backends)
     func poolFollowsTraffic(backend: Reactor.Backend) async throws {
         var options = ReactorOptions()

@@ -246,7 +246,14 @@ final class ReceivePool {
         }
         if exhausted {
             exhaustions += 1
-            if bufferCount < size.maximumBuffers { add(min(max(bufferCount, 1), size.maximumBuffers - bufferCount)) }
+            // Only a ring still empty grows. The kernel ends every request that finds the ring
+            // empty, and their completions come in one batch: growing for each doubled the pool
+            // up to its maximum in one turn (10,000 connections' first bytes took 256 buffers
+            // where 10 were in use). Requests ended while buffers have come back since are
+            // re-armed on those.
+            if published == 0 && bufferCount < size.maximumBuffers {
+                add(min(max(bufferCount, 1), size.maximumBuffers - bufferCount))
+            }
             peakHeld.current = bufferCount
         }
         wakeStarved()
