@@ -277,9 +277,7 @@ struct LeanReceiveTests {
     func exhaustedRing(backend: Reactor.Backend) async throws {
         var options = ReactorOptions()
         options.receivePool = ReceivePoolSize(bufferSize: 512, minimumBuffers: 1, maximumBuffers: 2)
-        let reactor = try Reactor(backend: backend, options: options)
-        defer { reactor.shutdown() }
-        try await withTimeout(60) {
+        try await withReactor(backend, timeout: 60, options: options) { reactor in
             let connections = 64
             let (clients, servers) = try await tcpPairs(reactor, connections)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -356,9 +354,7 @@ struct LeanReceiveTests {
     func burstGrowsThePoolOnce(backend: Reactor.Backend) async throws {
         var options = ReactorOptions()
         options.receivePool = ReceivePoolSize(bufferSize: 4096, minimumBuffers: 1, maximumBuffers: 256)
-        let reactor = try Reactor(backend: backend, options: options)
-        defer { reactor.shutdown() }
-        try await withTimeout(60) {
+        try await withReactor(backend, timeout: 60, options: options) { reactor in
             let connections = 200
             let (clients, servers) = try await tcpPairs(reactor, connections)
             let receivers = servers.enumerated().map { index, server in
@@ -391,9 +387,7 @@ struct LeanReceiveTests {
     func poolFollowsTraffic(backend: Reactor.Backend) async throws {
         var options = ReactorOptions()
         options.receivePool = ReceivePoolSize(bufferSize: 512, minimumBuffers: 1, maximumBuffers: 64, usePeriod: 1_000_000)
-        let reactor = try Reactor(backend: backend, options: options)
-        defer { reactor.shutdown() }
-        try await withTimeout(60) {
+        try await withReactor(backend, timeout: 60, options: options) { reactor in
             let (clients, servers) = try await tcpPairs(reactor, 16)
             // The burst: every connection at once, more than the pool holds.
             try await withThrowingTaskGroup(of: Void.self) { group in

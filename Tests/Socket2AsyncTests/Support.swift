@@ -51,10 +51,10 @@ func withTimeout<T: Sendable>(
 
 /// Runs `body` with a new reactor of `backend`, shut down afterwards, under a deadline.
 func withReactor<T: Sendable>(
-    _ backend: Reactor.Backend, timeout: Double = 30,
+    _ backend: Reactor.Backend, timeout: Double = 30, options: ReactorOptions = ReactorOptions(),
     _ body: @escaping @Sendable (Reactor) async throws -> T
 ) async throws -> T {
-    let reactor = try Reactor(backend: backend)
+    let reactor = try Reactor(backend: backend, options: options)
     #expect(reactor.backend == backend)
     defer { reactor.shutdown() }
     do {
