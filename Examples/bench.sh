@@ -109,24 +109,18 @@ rows = [("set-P1", "SET, 50 clients (requests/s)"), ("get-P1", "GET, 50 clients 
         ("set-P16", "SET, 50 clients, -P 16 (requests/s)"), ("get-P16", "GET, 50 clients, -P 16 (requests/s)"),
         ("idle", f"{int(idle):,} idle connections (server RSS growth, kB)")]
 rows = [row for row in rows if row[0] in metrics]
-cpu_rows = [(metric + "-cpu", title.replace(" (requests/s)", ": server CPU per request (µs)"))
-            for metric, title in rows if metric != "idle"]
+rows = [(metric, title, ",.0f") for metric, title in rows]
+rows += [(metric + "-cpu", title.replace(" (requests/s)", ": server CPU per request (µs)"), ".2f")
+         for metric, title, _ in rows if metric != "idle"]
 print(f"Medians of {reps} interleaved repetitions, {int(requests):,} requests each; ratio against redis-server.\n")
 print("| | redis-server | mini-redis epoll | mini-redis io_uring |")
 print("| --- | ---: | ---: | ---: |")
-for metric, title in rows:
+for metric, title, form in rows:
     base = median("redis", metric)
-    cells = [f"{base:,.0f}"]
+    cells = [format(base, form)]
     for server in ("epoll", "io_uring"):
         v = median(server, metric)
-        cells.append(f"{v:,.0f} ({v / base:.2f}×)" if base else f"{v:,.0f}")
-    print(f"| {title} | " + " | ".join(cells) + " |")
-for metric, title in cpu_rows:
-    base = median("redis", metric)
-    cells = [f"{base:.2f}"]
-    for server in ("epoll", "io_uring"):
-        v = median(server, metric)
-        cells.append(f"{v:.2f} ({v / base:.2f}×)" if base else f"{v:.2f}")
+        cells.append(f"{v:{form}} ({v / base:.2f}×)" if base else format(v, form))
     print(f"| {title} | " + " | ".join(cells) + " |")
 client = [v for (server, metric), vs in values.items() if metric.endswith("-client") for v in vs]
 if client:

@@ -54,6 +54,15 @@ func tcpPairs(_ reactor: Reactor, _ count: Int) async throws -> ([AsyncSocket], 
     return (clients, servers)
 }
 
+/// Runs `body` with a reactor of `backend` whose receive pool has `size` (io_uring), under a
+/// 60-second deadline.
+func withPool(_ backend: Reactor.Backend, _ size: ReceivePoolSize,
+              _ body: @escaping @Sendable (Reactor) async throws -> Void) async throws {
+    var options = ReactorOptions()
+    options.receivePool = size
+    try await withReactor(backend, timeout: 60, options: options, body)
+}
+
 /// Receive-pool figures (io_uring; zeros on epoll).
 func poolFigures(_ reactor: Reactor) async -> (exhaustions: Int, buffers: Int, incremental: Bool, mappings: Int) {
     await onReactor(reactor) {
@@ -275,9 +284,7 @@ struct LeanReceiveTests {
 
     @Test("A tiny buffer ring and many connections: ENOBUFS loses no byte and starves no connection", arguments: backends)
     func exhaustedRing(backend: Reactor.Backend) async throws {
-        var options = ReactorOptions()
-        options.receivePool = ReceivePoolSize(bufferSize: 512, minimumBuffers: 1, maximumBuffers: 2)
-        try await withReactor(backend, timeout: 60, options: options) { reactor in
+        try await withPool(backend, ReceivePoolSize(bufferSize: 512, minimumBuffers: 1, maximumBuffers: 2)) { reactor in
             let connections = 64
             let (clients, servers) = try await tcpPairs(reactor, connections)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -352,9 +359,7 @@ struct LeanReceiveTests {
 
     @Test("Many connections' first bytes at once grow the pool to what they hold, not to its maximum", arguments: backends)
     func burstGrowsThePoolOnce(backend: Reactor.Backend) async throws {
-        var options = ReactorOptions()
-        options.receivePool = ReceivePoolSize(bufferSize: 4096, minimumBuffers: 1, maximumBuffers: 256)
-        try await withReactor(backend, timeout: 60, options: options) { reactor in
+        try await withPool(backend, ReceivePoolSize(bufferSize: 4096, minimumBuffers: 1, maximumBuffers: 256)) { reactor in
             let connections = 200
             let (clients, servers) = try await tcpPairs(reactor, connections)
             let receivers = servers.enumerated().map { index, server in
@@ -385,9 +390,7 @@ struct LeanReceiveTests {
 
     @Test("After a burst the pool shrinks back to what traffic holds", arguments: backends)
     func poolFollowsTraffic(backend: Reactor.Backend) async throws {
-        var options = ReactorOptions()
-        options.receivePool = ReceivePoolSize(bufferSize: 512, minimumBuffers: 1, maximumBuffers: 64, usePeriod: 1_000_000)
-        try await withReactor(backend, timeout: 60, options: options) { reactor in
+        try await withPool(backend, ReceivePoolSize(bufferSize: 512, minimumBuffers: 1, maximumBuffers: 64, usePeriod: 1_000_000)) { reactor in
             let (clients, servers) = try await tcpPairs(reactor, 16)
             // The burst: every connection at once, more than the pool holds.
             try await withThrowingTaskGroup(of: Void.self) { group in

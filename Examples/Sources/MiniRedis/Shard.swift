@@ -396,7 +396,9 @@ public actor Shard {
         try await writePending(connection)
     }
 
-    /// `writePending` from a task of this shard.
+    /// `writePending` from a task of this shard: calling it through a method of the actor is
+    /// what makes the delivery task isolated to the shard (a `Task` in an actor method inherits
+    /// the actor only when it uses `self`), so that the non-sendable connection stays in it.
     private func writePendingHere(_ connection: Connection) async throws {
         try await Self.writePending(connection)
     }
