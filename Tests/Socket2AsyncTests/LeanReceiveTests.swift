@@ -88,37 +88,47 @@ func countStream(_ server: AsyncSocket) async throws -> Int {
     }
 }
 
+/// Streams a different pattern over each of `connections` pairs, in sends of varying sizes
+/// (1 to 4,099 bytes) and then the end of the stream, while the receiving side `check` returns
+/// (its task's executor preference, its body) checks what each server socket receives; then
+/// closes everything and checks that no operation is left.
+func streamInPieces(
+    _ reactor: Reactor, connections: Int,
+    _ check: (Int, AsyncSocket, [UInt8]) -> ((any TaskExecutor)?, @Sendable () async throws -> Void)
+) async throws {
+    let (clients, servers) = try await tcpPairs(reactor, connections)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for index in 0..<connections {
+            let expected = pattern(40_000 + index * 997, seed: index)
+            let client = clients[index]
+            let (executor, receiver) = check(index, servers[index], expected)
+            group.addTask(executorPreference: executor, operation: receiver)
+            group.addTask {
+                var offset = 0, step = 1
+                while offset < expected.count {
+                    let end = min(expected.count, offset + step)
+                    try await client.sendAll(Array(expected[offset..<end]))
+                    offset = end
+                    step = step * 3 % 4099 + 1
+                }
+                try await client.shutdown(.write)
+            }
+        }
+        try await group.waitForAll()
+    }
+    for socket in clients + servers { try await socket.close() }
+    #expect(await pendingOperations(reactor) == 0)
+}
+
 extension AsyncTests {
 @Suite("Lean receive")
 struct LeanReceiveTests {
     @Test("Many connections, many chunks: every byte in order, from tasks on and off the reactor", arguments: backends)
     func integrity(backend: Reactor.Backend) async throws {
         try await withReactor(backend, timeout: 60) { reactor in
-            let connections = 24
-            let (clients, servers) = try await tcpPairs(reactor, connections)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for index in 0..<connections {
-                    let expected = pattern(40_000 + index * 997, seed: index)
-                    let server = servers[index], client = clients[index]
-                    group.addTask(executorPreference: index % 2 == 0 ? reactor : nil) {
-                        let received = try await receiveAll(server)
-                        #expect(received == expected)
-                    }
-                    group.addTask {
-                        var offset = 0, step = 1
-                        while offset < expected.count {
-                            let end = min(expected.count, offset + step)
-                            try await client.sendAll(Array(expected[offset..<end]))
-                            offset = end
-                            step = step * 3 % 4099 + 1
-                        }
-                        try await client.shutdown(.write)
-                    }
-                }
-                try await group.waitForAll()
+            try await streamInPieces(reactor, connections: 24) { index, server, expected in
+                (index % 2 == 0 ? reactor : nil, { @Sendable () async throws in #expect(try await receiveAll(server) == expected) })
             }
-            for socket in clients + servers { try await socket.close() }
-            #expect(await pendingOperations(reactor) == 0)
         }
     }
 

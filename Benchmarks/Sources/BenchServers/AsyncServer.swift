@@ -14,6 +14,7 @@ final class AsyncServer: BenchServer, @unchecked Sendable {
     private let group: ReactorGroup
     private let sockets: [AsyncSocket]
     private let mode: ServerMode
+    private let reading: ConnectionReading
     private let stats: ServerStats
     // Connections a drain accepted; touched only on the first reactor.
     private var drained: [AsyncSocket] = []
@@ -26,6 +27,7 @@ final class AsyncServer: BenchServer, @unchecked Sendable {
             default: .automatic
             }
         mode = config.mode
+        reading = config.reading
         self.stats = stats
         let drain = config.mode == .acceptDrain || config.mode == .udpDrain
         let count = drain ? 1 : config.threads
@@ -60,9 +62,9 @@ final class AsyncServer: BenchServer, @unchecked Sendable {
             + (kind == .ioUring ? "; ring flags \(ioUringSetupFlags()) (probed)" : "")
         guard !drain else { return }
         for socket in sockets {
-            let mode = mode
+            let mode = mode, reading = reading
             Task(executorPreference: socket.reactor) {
-                await serve(socket, mode: mode, stats: stats)
+                await serve(socket, mode: mode, reading: reading, stats: stats)
             }
         }
     }
@@ -118,7 +120,7 @@ private final class Outcome: @unchecked Sendable {
 }
 
 /// The server loop of one listener or UDP socket, on its reactor.
-private func serve(_ socket: AsyncSocket, mode: ServerMode, stats: ServerStats) async {
+private func serve(_ socket: AsyncSocket, mode: ServerMode, reading: ConnectionReading, stats: ServerStats) async {
     do {
         switch mode {
         case .accept:
@@ -131,8 +133,13 @@ private func serve(_ socket: AsyncSocket, mode: ServerMode, stats: ServerStats) 
             for try await connection in socket.incoming {
                 let connection = connection.socket
                 try connection.setTcpNodelay(true)
-                Task(executorPreference: socket.reactor) {
-                    await serveConnection(connection, echo: echo, stats: stats)
+                switch reading {
+                case .handler:
+                    await readConnection(connection, echo: echo, stats: stats)
+                case .task:
+                    Task(executorPreference: socket.reactor) {
+                        await serveConnection(connection, echo: echo, stats: stats)
+                    }
                 }
             }
         case .udpEcho:
@@ -187,6 +194,41 @@ private func serveConnection(_ connection: AsyncSocket, echo: Bool, stats: Serve
         // Reset by the peer: the connection ends.
     }
     try? await connection.close()
+}
+
+/// Echoes (or discards) what a connection sends with a read handler: no task while the
+/// connection waits. Only a reply the kernel cannot take at once gets a task, which sends it
+/// and then reads on (input waits in the kernel meanwhile).
+private func readConnection(_ connection: AsyncSocket, echo: Bool, stats: ServerStats) async {
+    do {
+        try await connection.startReading { bytes, _ in
+            if bytes.byteCount == 0 {
+                // The end of the stream, or a reset.
+                connection.closeInBackground()
+                return .stopReading
+            }
+            guard echo else {
+                stats.add(bytes.byteCount)
+                return .keepReading
+            }
+            stats.add(1)
+            var unsent: [UInt8] = []
+            sendNow(bytes, on: connection, keeping: &unsent)
+            if unsent.isEmpty { return .keepReading }
+            Task(executorPreference: connection.reactor) {
+                do {
+                    try await connection.sendAll(unsent)
+                } catch {
+                    connection.closeInBackground()
+                    return
+                }
+                await readConnection(connection, echo: echo, stats: stats)
+            }
+            return .stopReading
+        }
+    } catch {
+        connection.closeInBackground()
+    }
 }
 
 /// Sends `bytes` without waiting and appends to `unsent` what the kernel did not take (all of

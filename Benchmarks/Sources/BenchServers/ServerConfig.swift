@@ -43,6 +43,14 @@ public enum ServerMode: String, CaseIterable, Sendable {
     }
 }
 
+/// How a Socket2Async server reads its TCP connections.
+public enum ConnectionReading: String, CaseIterable, Sendable {
+    /// A read handler per connection (`AsyncSocket.startReading`): no task while it is idle.
+    case handler
+    /// A task per connection, awaiting the lean receive (`AsyncSocket.receive(_:)`).
+    case task
+}
+
 /// A server's whole configuration.
 public struct ServerConfig: Sendable {
     public var backend: ServerBackend
@@ -54,13 +62,17 @@ public struct ServerConfig: Sendable {
     /// One `SO_REUSEPORT` socket per reactor instead of one socket that they share (Socket2Async
     /// backends; NIO always uses `SO_REUSEPORT` with several loops).
     public var reusePort: Bool
+    /// How TCP connections are read (Socket2Async backends).
+    public var reading: ConnectionReading
 
-    public init(backend: ServerBackend, mode: ServerMode, port: UInt16, threads: Int = 1, reusePort: Bool = false) {
+    public init(backend: ServerBackend, mode: ServerMode, port: UInt16, threads: Int = 1, reusePort: Bool = false,
+                reading: ConnectionReading = .handler) {
         self.backend = backend
         self.mode = mode
         self.port = port
         self.threads = threads
         self.reusePort = reusePort
+        self.reading = reading
     }
 }
 

@@ -1,7 +1,8 @@
 // An example server on Socket2Async, obeying the peer harness's contract
 // (../shared/bench/README.md, "Plugging in a new server"):
 //
-//   socket2-server [--backend epoll|io_uring|automatic] [--threads N] [--reuse-port] --mode MODE --port N
+//   socket2-server [--backend epoll|io_uring|automatic] [--threads N] [--reuse-port] [--read-with handler|task]
+//                  --mode MODE --port N
 //
 // 127.0.0.1 only, SO_REUSEADDR, backlog 4096, TCP_NODELAY on accepted sockets, runs until
 // SIGTERM. `--backend sync` (the blocking core) and `--backend nio` (SwiftNIO) run the same
@@ -17,13 +18,15 @@ import BenchServers
 let usageText = """
     OVERVIEW: A loopback benchmark server on Socket2 (epoll or io_uring reactors).
 
-    USAGE: socket2-server [--backend <backend>] [--threads <threads>] [--reuse-port] --mode <mode> --port <port>
+    USAGE: socket2-server [--backend <backend>] [--threads <threads>] [--reuse-port] [--read-with <way>] --mode <mode> --port <port>
 
     OPTIONS:
       --backend <backend>  \(ServerBackend.allCases.map(\.rawValue).joined(separator: ", ")) (default: automatic;
                            sync and nio run the same work for comparison)
       --threads <threads>  Reactors (event loops), serving one socket that no other process can bind. (default: 1)
       --reuse-port         One SO_REUSEPORT socket per reactor (another server on the port then joins it).
+      --read-with <way>    \(ConnectionReading.allCases.map(\.rawValue).joined(separator: ", ")): how TCP connections are read,
+                           by a read handler or by a task awaiting receives (default: handler)
       --mode <mode>        \(ServerMode.allCases.map(\.rawValue).joined(separator: ", "))
       --port <port>        Port on 127.0.0.1.
       -h, --help           Show this help.
@@ -38,6 +41,7 @@ func usageError(_ message: String) -> Never {
 var backend = ServerBackend.automatic
 var threads = 1
 var reusePort = false
+var reading = ConnectionReading.handler
 var control = false
 var mode: ServerMode?
 var port: UInt16?
@@ -60,6 +64,7 @@ while let option = arguments.popFirst() {
     case "--mode": mode = value(ServerMode.init(rawValue:), else: { "unknown mode '\($0)'" })
     case "--port": port = value(UInt16.init, else: { "bad port '\($0)'" })
     case "--reuse-port" where inline == nil: reusePort = true
+    case "--read-with": reading = value(ConnectionReading.init(rawValue:), else: { "unknown way of reading '\($0)'" })
     case "--control" where inline == nil: control = true  // (undocumented: socket2-bench's drain scenarios)
     default: usageError("unknown option '\(option)'")
     }
@@ -67,7 +72,8 @@ while let option = arguments.popFirst() {
 guard let mode else { usageError("missing expected argument '--mode <mode>'") }
 guard let port else { usageError("missing expected argument '--port <port>'") }
 
-let config = ServerConfig(backend: backend, mode: mode, port: port, threads: threads, reusePort: reusePort)
+let config = ServerConfig(backend: backend, mode: mode, port: port, threads: threads, reusePort: reusePort,
+                          reading: reading)
 if control { serveControlled(config) }
 do {
     try serveForever(config)

@@ -25,6 +25,15 @@ protocol ReactorBackend: AnyObject {
     /// `nil`: until something happens, the reactor's eventfd included), and dispatches them.
     func poll(timeout: UInt64?)
 
+    /// Prepares `io` to be read by a handler (`Reactor.startReading`): the epoll registration,
+    /// the receive pool. 0, or a negative errno.
+    func prepareReading(_ io: IOState) -> Int
+
+    /// Hands the input `io` has now to its read handler, up to a fair share of it: what is left
+    /// is served in a later turn (its socket queued in `readersToServe`), or when the next
+    /// readiness event or completion comes.
+    func serveReader(_ io: IOState)
+
     /// The socket is being closed: forget it (its pending operations are already over).
     func forget(_ io: IOState)
 

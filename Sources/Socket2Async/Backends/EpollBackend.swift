@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CURing
+import SystemPackage
 
 /// The epoll backend: readiness, edge-triggered.
 ///
@@ -180,6 +181,40 @@ final class EpollBackend: ReactorBackend {
         process(io, input: record.pointee.kind.waitsForInput, force: true)
     }
 
+    // MARK: Read handlers
+
+    func prepareReading(_ io: IOState) -> Int { register(io) }
+
+    /// Receives into the thread's scratch memory and hands each chunk to the handler until the
+    /// kernel's queue is empty (a short read or `EAGAIN`), for at most `readsPerTurn` chunks:
+    /// then the socket is served again after the next poll, behind the others.
+    func serveReader(_ io: IOState) {
+        let scratch = ThreadScratch.current
+        var reads = 0
+        owner { reactor in
+            while io.readHandler != nil && io.isReady(input: true) {
+                if reads == Self.readsPerTurn {
+                    reactor.readersToServe.append(io)
+                    return
+                }
+                reads += 1
+                let result = sys_recv(io.fd, scratch.baseAddress, scratch.count, 0)
+                io.noteInput(result, requested: scratch.count, flags: 0)
+                if result == -Int(EAGAIN) { return }
+                if result == -Int(EINTR) { continue }
+                if result < 0 {
+                    reactor.deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0),
+                                         error: Errno(rawValue: CInt(-result)))
+                } else {
+                    reactor.deliverInput(io, UnsafeRawBufferPointer(rebasing: scratch[..<result]))
+                }
+            }
+        }
+    }
+
+    /// Chunks of 64 KiB one readiness event of a reader's socket takes at most.
+    private static let readsPerTurn = 4
+
     // MARK: Waiting lists
 
     private func park(
@@ -334,7 +369,11 @@ final class EpollBackend: ReactorBackend {
             // A datagram socket's error (an ICMP report) is taken by the next receive and is
             // not the end of its input.
             if io.isStream && (flags & EPOLLRDHUP.rawValue != 0 || failed) { io.inputClosed = true }
-            if io.inputHead >= 0 { process(io, input: true) }
+            if io.inputHead >= 0 {
+                process(io, input: true)
+            } else if io.readHandler != nil {
+                serveReader(io)
+            }
         }
         if flags & EPOLLOUT.rawValue != 0 || failed {
             io.writeReady = true

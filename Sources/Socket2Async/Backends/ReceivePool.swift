@@ -268,7 +268,7 @@ final class ReceivePool {
             starvedHead += 1
             io.pooled.starved = false
             // A socket nobody reads any more is armed by its next receive.
-            if io.pooled.waiter >= 0 && backend.armPooled(io, turn: true) { budget -= 1 }
+            if io.wantsPooledInput && backend.armPooled(io, turn: true) { budget -= 1 }
         }
         if starvedHead == starved.count {
             starved.removeAll(keepingCapacity: true)
@@ -390,9 +390,62 @@ extension URingBackend {
             completeWaiter(waiter, with: chunk)
             return
         }
+        if io.readHandler != nil && io.pooled.chunks.isEmpty {
+            deliver(chunk, from: pool, to: io)
+            return
+        }
         io.pooled.chunks.append(chunk)
         io.refreshHeldInput()
         if io.pooled.chunks.count >= PooledInput.queueLimit { stopPooled(io, reason: .cancelled) }
+    }
+
+    func prepareReading(_ io: IOState) -> Int {
+        do {
+            _ = try receivePool()
+            return 0
+        } catch {
+            return -Int((error as? Errno)?.rawValue ?? ENOMEM)
+        }
+    }
+
+    /// Hands the input the reactor holds for `io` to its handler (stranded bytes, then queued
+    /// chunks: at most a queue's worth, `PooledInput.queueLimit`), and keeps the socket's
+    /// multishot request armed while it reads.
+    func serveReader(_ io: IOState) {
+        guard let pool else { return }
+        while io.readHandler != nil && io.hasStrandedDatagrams.load(ordering: .relaxed) {
+            do throws(Errno) {
+                guard let datagram = try io.takeStrandedInput() else { break }
+                datagram.payload.withUnsafeBytes { reactor.deliverInput(io, $0) }
+            } catch {
+                reactor.deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0), error: error)
+            }
+        }
+        while io.readHandler != nil, !io.pooled.chunks.isEmpty {
+            let chunk = io.pooled.chunks.removeFirst()
+            io.refreshHeldInput()
+            deliver(chunk, from: pool, to: io)
+        }
+        guard io.readHandler != nil else { return }
+        if io.pooled.ended {
+            // A receive took the end before: it is the end again (as recv(2) returns 0 again).
+            reactor.deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0))
+        } else {
+            armPooled(io)
+        }
+    }
+
+    /// Lends a chunk's bytes to `io`'s handler (its error, or the end of the stream), then
+    /// gives its buffer back.
+    private func deliver(_ chunk: PooledChunk, from pool: ReceivePool, to io: IOState) {
+        defer { pool.release(chunk) }
+        if chunk.result < 0 {
+            reactor.deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0), error: Errno(rawValue: -chunk.result))
+        } else if chunk.result == 0 {
+            reactor.deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0))
+        } else {
+            reactor.deliverInput(io, pool.bytes(of: chunk))
+        }
     }
 
     /// Cancels `io`'s multishot request (its chunks stay queued).
@@ -420,7 +473,7 @@ extension URingBackend {
             let waiting = io.pooled.takeBack
             io.pooled.takeBack.removeAll()
             for continuation in waiting { continuation.resume() }
-        } else if rearm && io.pooled.waiter >= 0 {
+        } else if rearm && io.wantsPooledInput {
             armPooled(io)
         }
     }

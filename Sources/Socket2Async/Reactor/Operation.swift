@@ -381,6 +381,8 @@ final class IOState: @unchecked Sendable {
     var pendingCount = 0
     /// The close that waits for `pendingCount` to reach zero (io_uring).
     var closeWaiter: Int32 = -1
+    /// The handler that reads the stream without a task (`AsyncSocket.startReading`).
+    var readHandler: ReadHandler?
 
     /// With epoll both flags follow readiness events. With io_uring a send is first tried
     /// directly (`writeReady` starts true, is cleared by `EAGAIN` and set again when a ring send
@@ -404,6 +406,9 @@ final class IOState: @unchecked Sendable {
         strandedDatagrams.append(datagram)
         hasStrandedDatagrams.store(true, ordering: .relaxed)
     }
+
+    /// Whether a lean receive waits or a handler reads: the multishot request is to stay armed.
+    var wantsPooledInput: Bool { pooled.waiter >= 0 || readHandler != nil }
 
     /// Recomputes `hasStrandedDatagrams` after the held input changed.
     func refreshHeldInput() {

@@ -93,6 +93,11 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// Jobs and requests handed over from other threads so far (tests, diagnostics); counted
     /// here rather than by the posting threads, which would contend on one shared counter.
     @exclusivity(unchecked) private(set) var itemsFromOtherThreads = 0
+    /// Sockets read by a handler (`startReading`), and those whose handler is served after the
+    /// next poll (`readersServing`: the list being served, kept for its capacity).
+    @exclusivity(unchecked) var readers: [ObjectIdentifier: IOState] = [:]
+    @exclusivity(unchecked) var readersToServe: [IOState] = []
+    @exclusivity(unchecked) var readersServing: [IOState] = []
     /// The loop has ended: jobs can no longer run here.
     @exclusivity(unchecked) private var threadFinished = false
     /// Operations the running job may still complete without waiting (see
@@ -289,7 +294,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             if stopping && ops.count == 0 && runQueue.isEmpty { return }
 
             var timeout: UInt64? = nil
-            if !runQueue.isEmpty || !deferredStarts.isEmpty {
+            if !runQueue.isEmpty || !deferredStarts.isEmpty || !readersToServe.isEmpty {
                 timeout = 0
             } else if let deadline = timers.earliestDeadline {
                 let now = monotonicNanoseconds()
@@ -299,6 +304,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             impl.poll(timeout: timeout)
             if !timers.isEmpty { fireTimers() }
             if !deferredStarts.isEmpty { startDeferred() }
+            if !readersToServe.isEmpty { serveQueuedReaders() }
         }
     }
 
@@ -410,6 +416,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
             }
         }
         timers.removeAll()
+        endReaders()
     }
 
     private func finish() {
@@ -629,6 +636,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     func beginClosing(_ io: IOState) -> Bool {
         if io.closed { return false }
         io.closed = true
+        stopReading(io)
         for head in [io.inputHead, io.outputHead] {
             var index = head
             while index >= 0 {
@@ -687,6 +695,7 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     /// Drops what the reactor keeps for a closed socket (reactor thread).
     private func forget(_ io: IOState) {
         io.released = true
+        stopReading(io)
         for fd in io.strandedConnections { _ = sys_close(fd) }
         io.strandedConnections.removeAll()
         io.dropStrandedDatagrams()
