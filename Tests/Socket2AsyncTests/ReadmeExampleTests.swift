@@ -1,6 +1,9 @@
 import Socket2
 import Socket2Async
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension AsyncTests {
     /// The README's async example, as written there (with the backend chosen by the test), so
@@ -52,6 +55,52 @@ extension AsyncTests {
                 return reply
             }.value
             #expect(String(decoding: reply, as: UTF8.self) == "hello")
+        }
+    }
+}
+
+/// The README's read-handler echo, as written there.
+func readmeHandlerEcho(_ connection: AsyncSocket) async {
+    do {
+        try await connection.startReading { bytes, _ in
+            if bytes.byteCount == 0 {                 // the end of the stream, or an error
+                connection.closeInBackground()
+                return .stopReading
+            }
+            var unsent: [UInt8] = []
+            bytes.withUnsafeBytes { buffer in
+                let sent = (try? connection.sendWithFlags(buffer, flags: .noSignal)) ?? 0
+                unsent += buffer[sent...]
+            }
+            if unsent.isEmpty { return .keepReading }
+            // The kernel cannot take it all now: a task waits for room; input waits meanwhile.
+            Task(executorPreference: connection.reactor) {
+                do { try await connection.sendAll(unsent) } catch { return connection.closeInBackground() }
+                await readmeHandlerEcho(connection)
+            }
+            return .stopReading
+        }
+    } catch {
+        connection.closeInBackground()
+    }
+}
+
+extension AsyncTests {
+    @Test("The README's read-handler echo returns 2 MiB sent faster than it is read back", arguments: backends)
+    func readmeHandlerEchoWorks(backend: Reactor.Backend) async throws {
+        try await withReactor(backend, timeout: 60) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            // Small buffers: the echo's sends fill the kernel's room and take the task path.
+            setBufferSize(client, SO_RCVBUF, 16 * 1024)
+            setBufferSize(server, SO_SNDBUF, 16 * 1024)
+            await readmeHandlerEcho(server)
+            let message = pattern(2 << 20, seed: 3)
+            async let sent: Void = client.sendAll(message)
+            #expect(try await recvExactly(client, message.count) == message)
+            try await sent
+            try await client.shutdown(.write)
+            #expect(try await client.recv(maxCount: 16).isEmpty)   // the echo closed its side
+            try await client.close()
         }
     }
 }
