@@ -107,6 +107,11 @@ struct ReadHandlerTests {
             try await client.sendAll([1, 2, 3])
             #expect(await calls.next()?.bytes == [1, 2, 3])
             guard case .released = await calls.next() else { throw Errno.badMessage }
+            // Started again at once (on io_uring the multishot request is still armed).
+            var next = try await startRecording(server) { _ in .stopReading }.makeAsyncIterator()
+            try await client.sendAll([4])
+            #expect(await next.next()?.bytes == [4])
+            guard case .released = await next.next() else { throw Errno.badMessage }
             // Not reading now: the bytes wait for the next receive, here the lean one.
             let middle = pattern(200_000, seed: 5)
             try await client.sendAll(middle)
@@ -114,9 +119,9 @@ struct ReadHandlerTests {
             #expect(!first.isEmpty && first[...] == middle[..<first.count])
             // A new handler gets the rest (what the lean receive's request took first), then the end.
             var again = try await startRecording(server).makeAsyncIterator()
-            try await client.sendAll([4, 5])
+            try await client.sendAll([5, 6])
             try await client.shutdown(.write)
-            #expect(try await collect(&again, middle.count - first.count + 2) == Array(middle[first.count...]) + [4, 5])
+            #expect(try await collect(&again, middle.count - first.count + 2) == Array(middle[first.count...]) + [5, 6])
             guard case .end = await again.next() else { throw Errno.badMessage }
             // The end is the end again for a later reader.
             var late = try await startRecording(server).makeAsyncIterator()
@@ -164,6 +169,25 @@ struct ReadHandlerTests {
             guard case .released = await closed.next() else { throw Errno.badMessage }
             #expect(try await client2.recv(maxCount: 4).isEmpty)
             for socket in [client, client2] { try await socket.close() }
+        }
+    }
+
+    @Test("The reactor keeps a reading socket alive, and lets it go at the end", arguments: backends)
+    func readingKeepsTheSocket(backend: Reactor.Backend) async throws {
+        try await withReactor(backend) { reactor in
+            let (client, server) = try await tcpPair(reactor)
+            weak let weakServer = server
+            var calls = try await startRecording(server).makeAsyncIterator()
+            _ = consume server
+            try await client.sendAll([1, 2, 3])
+            #expect(await calls.next()?.bytes == [1, 2, 3])
+            #expect(weakServer != nil)
+            try await client.shutdown(.write)
+            guard case .end = await calls.next() else { throw Errno.badMessage }
+            guard case .released = await calls.next() else { throw Errno.badMessage }
+            // Released with the handler: its descriptor is closed, and the client sees the end.
+            #expect(try await client.recv(maxCount: 4).isEmpty)
+            try await client.close()
         }
     }
 

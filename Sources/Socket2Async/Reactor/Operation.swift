@@ -381,8 +381,11 @@ final class IOState: @unchecked Sendable {
     var pendingCount = 0
     /// The close that waits for `pendingCount` to reach zero (io_uring).
     var closeWaiter: Int32 = -1
-    /// The handler that reads the stream without a task (`AsyncSocket.startReading`).
+    /// The handler that reads the stream without a task (`AsyncSocket.startReading`), and the
+    /// socket it reads, kept alive meanwhile as a waiting task keeps its socket: no descriptor
+    /// is closed under the reactor while it reads.
     var readHandler: ReadHandler?
+    var readSocket: AnyObject?
 
     /// With epoll both flags follow readiness events. With io_uring a send is first tried
     /// directly (`writeReady` starts true, is cleared by `EAGAIN` and set again when a ring send

@@ -10,17 +10,29 @@ extension Reactor {
     /// Makes `handler` the reader of `io` (reactor thread). Input the reactor already holds, or
     /// that is queued in the kernel, is handed over from the next loop turn on: never inside
     /// this call.
-    func startReading(_ io: IOState, _ handler: @escaping ReadHandler) throws {
+    func startReading(_ io: IOState, of socket: AnyObject, _ handler: @escaping ReadHandler) throws {
         if stopping { throw ReactorError.shutDown }
         if io.closed { throw ReactorError.socketClosed }
         guard io.isStream else { throw Errno.notSupported }
         // One reader at a time: another handler, or a receive waiting on the socket.
-        guard io.readHandler == nil, io.inputHead < 0, io.pooled.waiter < 0 else { throw Errno.alreadyInProcess }
+        guard io.readHandler == nil, !receiveWaits(io) else { throw Errno.alreadyInProcess }
         let result = impl.prepareReading(io)
         if result < 0 { throw ResultCode.error(for: result) }
         io.readHandler = handler
+        io.readSocket = socket
         readers[ObjectIdentifier(io)] = io
         readersToServe.append(io)
+    }
+
+    /// Whether an operation waits for `io`'s input. The multishot request of the lean receive
+    /// and of handlers (io_uring), which stays armed between them, is not one.
+    private func receiveWaits(_ io: IOState) -> Bool {
+        var index = io.inputHead
+        while index >= 0 {
+            if index != io.pooled.armed { return true }
+            index = ops.record(index).pointee.next
+        }
+        return false
     }
 
     /// Hands `bytes` to `io`'s read handler, if it has one. Empty `bytes` are the end of the
@@ -38,6 +50,7 @@ extension Reactor {
         guard io.readHandler != nil else { return }
         io.readHandler = nil
         readers[ObjectIdentifier(io)] = nil
+        io.readSocket = nil  // last: it may be the socket's last reference
     }
 
     /// Serves the readers queued by `startReading` and by backends that ended a turn with input

@@ -24,7 +24,8 @@ extension AsyncSocket {
     /// once reading has started.
     ///
     /// While the connection is idle nothing is held but the socket and the closure: no task,
-    /// no buffer. The bytes are lent, as by the lean ``receive(_:)`` (a chunk of the reactor's
+    /// no buffer. The reactor keeps the socket alive while it reads (as a waiting task would):
+    /// the handler need not capture it. The bytes are lent, as by the lean ``receive(_:)`` (a chunk of the reactor's
     /// shared buffer ring on io_uring; on epoll a `recv(2)` of up to 64 KiB into memory of the
     /// reactor thread, when the socket is readable) and valid only during the call.
     ///
@@ -54,7 +55,7 @@ extension AsyncSocket {
     ) async throws {
         let reactor = self.reactor, io = self.io
         try await reactor.onReactor {
-            try reactor.startReading(io, handler)
+            try reactor.startReading(io, of: self, handler)
         }
     }
 }
