@@ -390,8 +390,8 @@ struct LeanReceiveTests {
             let figures = await poolFigures(reactor)
             if backend == .ioUring {
                 #expect(figures.exhaustions > 0, "\(figures)")
-                // Growing once per empty ring: a few doublings. Growing once per request that
-                // found it empty took the maximum (256).
+                // Growing once per loop turn: a few doublings. Growing once per request that
+                // found the ring empty took the maximum (256).
                 #expect(figures.buffers <= 32, "\(figures)")
             }
             for socket in clients + servers { try await socket.close() }

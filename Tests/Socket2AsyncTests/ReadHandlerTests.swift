@@ -258,6 +258,40 @@ struct ReadHandlerTests {
         }
     }
 
+    @Test("Handlers that give their buffers back at once still make a short pool grow", arguments: backends)
+    func poolGrowsUnderHandlers(backend: Reactor.Backend) async throws {
+        try await withPool(backend, ReceivePoolSize(bufferSize: 4096, minimumBuffers: 1, maximumBuffers: 256)) { reactor in
+            let connections = 200, rounds = 20
+            let (clients, servers) = try await tcpPairs(reactor, connections)
+            for server in servers {
+                try await server.startReading { bytes, _ in
+                    bytes.withUnsafeBytes { _ = try? server.sendWithFlags($0, flags: .noSignal) }
+                    return bytes.byteCount == 0 ? .stopReading : .keepReading
+                }
+            }
+            // Every round, 200 connections' 1 KiB messages arrive together: 50 buffers' worth
+            // for a one-buffer ring, whose buffers the handlers give back within the batch.
+            for round in 0..<rounds {
+                try await Task(executorPreference: reactor) {
+                    for (index, client) in clients.enumerated() {
+                        let sent = try pattern(1024, seed: index + round).withUnsafeBytes { try client.sendWithFlags($0, flags: .noSignal) }
+                        #expect(sent == 1024)
+                    }
+                }.value
+                for (index, client) in clients.enumerated() {
+                    #expect(try await recvExactly(client, 1024) == pattern(1024, seed: index + round))
+                }
+            }
+            if backend == .ioUring {
+                let figures = await poolFigures(reactor)
+                // Grown by doublings, once per loop turn that saw the ring run dry; a pool that
+                // grew only while its ring was empty stayed at one buffer here.
+                #expect(figures.exhaustions > 0 && figures.buffers >= 4, "\(figures)")
+            }
+            for socket in clients + servers { try await socket.close() }
+        }
+    }
+
     @Test("Two thousand idle connections read by handlers, then each echoes", arguments: backends)
     func manyIdle(backend: Reactor.Backend) async throws {
         try await withReactor(backend, timeout: 120) { reactor in

@@ -74,7 +74,7 @@ struct ReceivePoolSize: Sendable {
     /// Buffers at most (the ring's entries; a power of two).
     var maximumBuffers = 256
     /// How long the peak use that decides the pool's size is remembered (nanoseconds).
-    var usePeriod: UInt64 = 1_000_000_000
+    var usePeriod: UInt64 = 5_000_000_000
 }
 
 /// The provided-buffer ring a reactor's lean receives share (io_uring; reactor thread only).
@@ -109,6 +109,8 @@ final class ReceivePool {
     /// Buffers held out of the ring at most in this period and the last (the ring running dry
     /// counts as all of them).
     private var peakHeld = (current: 0, previous: 0)
+    /// The pool grew in this turn of the reactor's loop (see `starve`).
+    private var grewThisTurn = false
     private var periodStart = monotonicNanoseconds()
 
     static let incrementalFlag: UInt16 = 2  // IOU_PBUF_RING_INC
@@ -234,6 +236,9 @@ final class ReceivePool {
 
     // MARK: Starved sockets
 
+    /// A new turn of the reactor's loop: the pool may grow again.
+    func beginTurn() { grewThisTurn = false }
+
     /// Whether sockets wait for buffers (a socket arming now queues behind them).
     var hasStarved: Bool { starvedHead < starved.count }
 
@@ -246,13 +251,17 @@ final class ReceivePool {
         }
         if exhausted {
             exhaustions += 1
-            // Only a ring still empty grows. The kernel ends every request that finds the ring
+            // At most once per loop turn. The kernel ends every request that finds the ring
             // empty, and their completions come in one batch: growing for each doubled the pool
             // up to its maximum in one turn (10,000 connections' first bytes took 256 buffers
-            // where 10 were in use). Requests ended while buffers have come back since are
-            // re-armed on those.
-            if published == 0 && bufferCount < size.maximumBuffers {
+            // where 10 were in use). Nor only while the ring is still empty: read handlers
+            // give their buffers back within the batch, so the ring is rarely empty when an
+            // exhaustion is seen, and a pool that never grew had its 4 buffers run dry about a
+            // million times a second under 10,000 connections (each time a request ended and
+            // was armed again), with echoes waiting seconds.
+            if !grewThisTurn && bufferCount < size.maximumBuffers {
                 add(min(max(bufferCount, 1), size.maximumBuffers - bufferCount))
+                grewThisTurn = true
             }
             peakHeld.current = bufferCount
         }

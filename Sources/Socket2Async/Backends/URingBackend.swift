@@ -289,6 +289,7 @@ final class URingBackend: ReactorBackend {
     // MARK: Completion
 
     func poll(timeout: UInt64?) {
+        pool?.beginTurn()
         armWake()
         if timeout == 0 {
             _ = io_uring_submit_and_get_events(ring)

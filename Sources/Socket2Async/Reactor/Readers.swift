@@ -44,11 +44,14 @@ extension Reactor {
         if bytes.isEmpty || handling == .stopReading { stopReading(io) }
     }
 
-    /// Drops `io`'s read handler (reactor thread). Bytes that arrive from now on wait for the
-    /// socket's next receive.
+    /// Drops `io`'s read handler (reactor thread). Bytes that arrive from now on wait in the
+    /// kernel for the socket's next receive: on io_uring its multishot request is cancelled, so
+    /// that a socket not read meanwhile (its handler's task waits for a slow peer) does not
+    /// take, and hold, buffers of the pool the reactor's sockets share.
     func stopReading(_ io: IOState) {
         guard io.readHandler != nil else { return }
         io.readHandler = nil
+        uring?.stopPooled(io, reason: .cancelled)
         readers[ObjectIdentifier(io)] = nil
         io.readSocket = nil  // last: it may be the socket's last reference
     }
