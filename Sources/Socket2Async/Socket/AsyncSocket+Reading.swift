@@ -46,6 +46,12 @@ extension AsyncSocket {
     /// A reactor serves a reading socket's input in turn with its other sockets: at most a few
     /// chunks (256 KiB) per readiness event on epoll, then the others come first.
     ///
+    /// A handler is not one of a ``Server``'s handler tasks: a graceful shutdown
+    /// (``Server/shutdown(gracePeriod:)``) neither waits for it nor ends it. When the reactor
+    /// shuts down, the handler is called with ``ReactorError/shutDown``; to end reading sooner,
+    /// close the socket, or shut down its reading side (`shutdown(.read)`: the handler then sees
+    /// the end of the stream).
+    ///
     /// - Throws: `Errno.notSupported` for a datagram socket; `Errno.alreadyInProcess` when the
     ///   socket is already being read (by a handler, or a receive waiting on it);
     ///   ``ReactorError/socketClosed``, ``ReactorError/shutDown``; the error of registering the
