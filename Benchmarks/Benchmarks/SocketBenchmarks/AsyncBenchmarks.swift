@@ -42,8 +42,14 @@ extension Connection where Local == AsyncSocket {
     }
 }
 
+/// Two connected AsyncSockets on one reactor, the second echoing what the first sends.
+protocol EchoingPair: Sendable {
+    var local: AsyncSocket { get }
+    var buffer: UnsafeMutableRawBufferPointer { get }
+}
+
 /// Two connected AsyncSockets on one reactor; a task echoes on the second.
-final class EchoPair: @unchecked Sendable {
+final class EchoPair: EchoingPair, @unchecked Sendable {
     let local: AsyncSocket
     let remote: AsyncSocket
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
@@ -59,6 +65,24 @@ final class EchoPair: @unchecked Sendable {
             while let count = try? await remote.recv(into: buffer), count > 0 {
                 guard (try? await remote.send(UnsafeRawBufferPointer(rebasing: buffer[..<count]))) != nil else { break }
             }
+        }
+    }
+
+    deinit { buffer.deallocate() }
+}
+
+/// Two connected AsyncSockets on one reactor; a read handler echoes on the second (no task).
+final class HandlerEchoPair: EchoingPair, @unchecked Sendable {
+    let local: AsyncSocket
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 16)
+
+    init(on reactor: Reactor) async throws {
+        let pair = try connectedTCP()
+        local = try AsyncSocket(pair.first, reactor: reactor)
+        let remote = try AsyncSocket(pair.second, reactor: reactor)
+        try await remote.startReading { bytes, _ in
+            bytes.withUnsafeBytes { _ = try? remote.sendWithFlags($0, flags: .noSignal) }
+            return bytes.byteCount == 0 ? .stopReading : .keepReading
         }
     }
 
@@ -265,8 +289,11 @@ func asyncBenchmarks(_ backend: Reactor.Backend, name: String) {
 
     // A send, then an await that suspends until the reactor resumes it with the echo (which
     // another task on the same reactor sends back after its own await was resumed).
-    func awaitResumed(_ label: String, receive: nonisolated(nonsending) @escaping @Sendable (EchoPair) async throws -> Int) {
-        Benchmark("\(name).\(label)") { (benchmark: Benchmark, state: (BenchReactor, EchoPair)) in
+    func awaitResumed<Pair: EchoingPair>(
+        _ label: String, echo: @escaping @Sendable (Reactor) async throws -> Pair,
+        receive: nonisolated(nonsending) @escaping @Sendable (Pair) async throws -> Int
+    ) {
+        Benchmark("\(name).\(label)") { (benchmark: Benchmark, state: (BenchReactor, Pair)) in
             let (bench, pair) = state
             await bench.measure(benchmark) {
                 let message = UnsafeRawBufferPointer(rebasing: pair.buffer[..<1])
@@ -278,15 +305,21 @@ func asyncBenchmarks(_ backend: Reactor.Backend, name: String) {
             }
         } setup: {
             let bench = try await reactor()
-            return (bench, try EchoPair(on: bench.reactor))
+            return (bench, try await echo(bench.reactor))
         }
     }
-    awaitResumed("await-resumed") { pair in try await pair.local.recv(into: pair.buffer) }
+    let taskEcho: @Sendable (Reactor) async throws -> EchoPair = { try EchoPair(on: $0) }
+    awaitResumed("await-resumed", echo: taskEcho) { pair in try await pair.local.recv(into: pair.buffer) }
+    // The echo made by a read handler (`startReading`) instead of a task: the reactor calls it
+    // with the bytes, it answers with a non-blocking send.
+    awaitResumed("handler-echo", echo: { try await HandlerEchoPair(on: $0) }) { pair in
+        try await pair.local.recv(into: pair.buffer)
+    }
     // The same wait with the lean receive.
-    awaitResumed("await-resumed-receive") { pair in try await pair.local.receive { $0.byteCount } }
+    awaitResumed("await-resumed-receive", echo: taskEcho) { pair in try await pair.local.receive { $0.byteCount } }
     // With a deadline on every receive (`AsyncSocket.withTimeout`): the waiting receive has a
     // timer, removed when the echo completes it.
-    awaitResumed("await-resumed-timeout") { pair in
+    awaitResumed("await-resumed-timeout", echo: taskEcho) { pair in
         try await AsyncSocket.withTimeout(.seconds(60)) { try await pair.local.recv(into: pair.buffer) }
     }
 }

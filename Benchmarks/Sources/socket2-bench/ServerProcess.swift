@@ -24,10 +24,11 @@ final class ServerProcess {
     private var exited = false
 
     /// Starts `serve` for `backend` and `mode`; `cpu` pins it.
-    init(backend: ServerBackend, mode: ServerMode, cpu: Int?) throws {
+    init(backend: ServerBackend, mode: ServerMode, cpu: Int?, reading: ConnectionReading = .handler) throws {
         var arguments = [
             try currentExecutablePath(), "serve",
             "--backend", backend.rawValue, "--mode", mode.rawValue, "--port", "0",
+            "--read-with", reading.rawValue,
         ]
         if let cpu { arguments += ["--cpu", String(cpu)] }
 

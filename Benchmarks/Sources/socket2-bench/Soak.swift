@@ -27,6 +27,9 @@ struct Soak: ParsableCommand {
     @Option(help: "Longest wait of an echo connection for its round trip, in seconds, before it counts as starved (default 5).")
     var starvedAfter: Double = 5
 
+    @Option(help: "How the server reads its connections: handler (read handlers, the default) or task (a task per connection).")
+    var readWith: ConnectionReading = .handler
+
     func validate() throws {
         guard duration >= 10 else { throw ValidationError("--duration must be at least 10 seconds") }
         guard (100...18_000).contains(connections) else { throw ValidationError("--connections must be 100...18000") }
@@ -41,7 +44,7 @@ struct Soak: ParsableCommand {
                 continue
             }
             let result = try SoakRun(backend: backend, duration: duration, connections: connections,
-                                     starvedAfter: starvedAfter).run()
+                                     starvedAfter: starvedAfter, reading: readWith).run()
             print(result.text)
             if !result.problems.isEmpty { failed.append(backend.rawValue) }
         }
@@ -111,13 +114,13 @@ private final class SoakRun {
     private var longestWait: UInt64 = 0
     private var firstError: String?
 
-    init(backend: ServerBackend, duration: Double, connections: Int, starvedAfter: Double) throws {
+    init(backend: ServerBackend, duration: Double, connections: Int, starvedAfter: Double, reading: ConnectionReading) throws {
         self.backend = backend
         self.duration = duration
         self.connections = connections
         self.starvedAfter = UInt64(starvedAfter * 1e9)
         slots = (0..<connections).map { SoakSlot(role: SoakRole.of($0)) }
-        let server = try ServerProcess(backend: backend, mode: .tcpEcho, cpu: nil)
+        let server = try ServerProcess(backend: backend, mode: .tcpEcho, cpu: nil, reading: reading)
         self.server = server
         address = SockAddr(SocketAddrV4(.localhost, server.port))
     }

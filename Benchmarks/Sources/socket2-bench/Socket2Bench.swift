@@ -12,6 +12,7 @@ import Socket2Async
 
 extension ServerBackend: ExpressibleByArgument {}
 extension ServerMode: ExpressibleByArgument {}
+extension ConnectionReading: ExpressibleByArgument {}
 
 @main
 struct Socket2Bench: ParsableCommand {
@@ -208,9 +209,10 @@ struct Serve: ParsableCommand {
     @Option var port: UInt16 = 0
     @Option var threads: Int = 1
     @Option(help: "Pin to this CPU.") var cpu: Int?
+    @Option var readWith: ConnectionReading = .handler
 
     func run() throws {
         if let cpu { try pinCurrentThread(toCPU: cpu) }
-        serveControlled(ServerConfig(backend: backend, mode: mode, port: port, threads: threads))
+        serveControlled(ServerConfig(backend: backend, mode: mode, port: port, threads: threads, reading: readWith))
     }
 }
