@@ -25,9 +25,11 @@ extension AsyncSocket {
     ///
     /// While the connection is idle nothing is held but the socket and the closure: no task,
     /// no buffer. The reactor keeps the socket alive while it reads (as a waiting task would):
-    /// the handler need not capture it. The bytes are lent, as by the lean ``receive(_:)`` (a chunk of the reactor's
-    /// shared buffer ring on io_uring; on epoll a `recv(2)` of up to 64 KiB into memory of the
-    /// reactor thread, when the socket is readable) and valid only during the call.
+    /// the handler need not capture it. The bytes are lent, as by the lean ``receive(_:)`` (a
+    /// chunk of the reactor's shared buffer ring on io_uring; on epoll a `recv(2)` of up to
+    /// 64 KiB into memory of the reactor thread, when the socket is readable) and valid only
+    /// during the call. While a handler reads, do not receive on the socket by other means: the
+    /// two would share the bytes in arrival order.
     ///
     /// The handler's calls:
     /// - `(bytes, nil)` with bytes: a chunk of the stream, in order.
