@@ -40,7 +40,7 @@ extension AsyncSocket {
     /// After the end or an error the handler is released whatever it returns. Closing the socket
     /// (``close()``, ``closeInBackground()``) releases it without another call. The handler
     /// runs on the reactor thread and must not block it: it answers with the synchronous,
-    /// non-blocking calls (``sendWithFlags(_:flags:)``), closes with ``closeInBackground()``, and
+    /// non-blocking calls (`sendWithFlags(_:flags:)`), closes with ``closeInBackground()``, and
     /// hands work that must wait (a reply the kernel cannot take at once) to a task, returning
     /// ``ReadHandling/stopReading`` and calling `startReading` again when that task is done, so
     /// that input waits meanwhile (the kernel's receive buffer then pushes back on the peer).
