@@ -203,8 +203,7 @@ final class EpollBackend: ReactorBackend {
                 if result == -Int(EAGAIN) { return }
                 if result == -Int(EINTR) { continue }
                 if result < 0 {
-                    reactor.deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0),
-                                         error: Errno(rawValue: CInt(-result)))
+                    reactor.endInput(io, error: Errno(rawValue: CInt(-result)))
                 } else {
                     reactor.deliverInput(io, UnsafeRawBufferPointer(rebasing: scratch[..<result]))
                 }

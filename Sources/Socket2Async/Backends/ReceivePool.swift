@@ -429,7 +429,7 @@ extension URingBackend {
                 guard let datagram = try io.takeStrandedInput() else { break }
                 datagram.payload.withUnsafeBytes { reactor.deliverInput(io, $0) }
             } catch {
-                reactor.deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0), error: error)
+                reactor.endInput(io, error: error)
             }
         }
         while io.readHandler != nil, !io.pooled.chunks.isEmpty {
@@ -440,7 +440,7 @@ extension URingBackend {
         guard io.readHandler != nil else { return }
         if io.pooled.ended {
             // A receive took the end before: it is the end again (as recv(2) returns 0 again).
-            reactor.deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0))
+            reactor.endInput(io)
         } else {
             armPooled(io)
         }
@@ -451,9 +451,9 @@ extension URingBackend {
     private func deliver(_ chunk: PooledChunk, from pool: ReceivePool, to io: IOState) {
         defer { pool.release(chunk) }
         if chunk.result < 0 {
-            reactor.deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0), error: Errno(rawValue: -chunk.result))
+            reactor.endInput(io, error: Errno(rawValue: -chunk.result))
         } else if chunk.result == 0 {
-            reactor.deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0))
+            reactor.endInput(io)
         } else {
             reactor.deliverInput(io, pool.bytes(of: chunk))
         }

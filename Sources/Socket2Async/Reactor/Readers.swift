@@ -44,6 +44,11 @@ extension Reactor {
         if bytes.isEmpty || handling == .stopReading { stopReading(io) }
     }
 
+    /// Tells `io`'s read handler that its stream ended (or failed with `error`); reading stops.
+    func endInput(_ io: IOState, error: (any Error)? = nil) {
+        deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0), error: error)
+    }
+
     /// Drops `io`'s read handler (reactor thread). Bytes that arrive from now on wait in the
     /// kernel for the socket's next receive: on io_uring its multishot request is cancelled, so
     /// that a socket not read meanwhile (its handler's task waits for a slow peer) does not
@@ -68,7 +73,7 @@ extension Reactor {
     func endReaders() {
         let reading = Array(readers.values)
         for io in reading {
-            deliverInput(io, UnsafeRawBufferPointer(start: nil, count: 0), error: ReactorError.shutDown)
+            endInput(io, error: ReactorError.shutDown)
         }
         readersToServe.removeAll()
     }
