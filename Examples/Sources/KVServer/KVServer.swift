@@ -66,6 +66,9 @@ public final class KVServer: Sendable {
     /// sends an over-long line, or the server stops.
     public func serve(_ connection: AsyncSocket) async {
         defer { connection.closeInBackground() }
+        // Answers go out at once: requests that arrive in two reads are answered by two writes,
+        // which Nagle's algorithm would hold back for the client's delayed acknowledgement.
+        try? connection.setTcpNodelay(true)
         // A graceful stop must also end a connection that waits idle for its next request: its
         // read is woken by shutting down reading (the read returns the end of the stream).
         let shutdownSignal = ShutdownSignal.current

@@ -115,6 +115,13 @@ public actor Shard {
     /// The handler and the task enter the shard synchronously (`assumeIsolated`: both run on the
     /// thread of the actor's executor, whose `checkIsolated` accepts it).
     public nonisolated func serve(_ socket: AsyncSocket) async {
+        // As redis-server does: replies go out at once, not held back by Nagle's algorithm until
+        // the client acknowledges the previous segment. A pipelined batch whose requests arrive
+        // in two reads is answered in two sends, and the client, having nothing to send until it
+        // has every reply, delays that acknowledgement by up to 40 ms (measured: a batch of 16
+        // SETs waited 44 ms; io_uring -P 16 ran at a third of epoll's rate). A failure here only
+        // means a connection that is already gone, which the read finds out.
+        try? socket.setTcpNodelay(true)
         await read(onShard { $0.open(socket) })
     }
 

@@ -48,6 +48,12 @@ extension AsyncSocket {
     /// A reactor serves a reading socket's input in turn with its other sockets: at most a few
     /// chunks (256 KiB) per readiness event on epoll, then the others come first.
     ///
+    /// Chunks follow the kernel's and the buffer ring's boundaries, not the peer's writes: a
+    /// request the peer wrote at once can come in two chunks (on io_uring, when it reaches the
+    /// end of a ring buffer). A server that answers each chunk as it comes should set
+    /// `setTcpNodelay(true)` on the connection, or the second answer waits for the peer's
+    /// delayed acknowledgement of the first (up to 40 ms on Linux).
+    ///
     /// A handler is not one of a ``Server``'s handler tasks: a graceful shutdown
     /// (``Server/shutdown(gracePeriod:)``) neither waits for it nor ends it. When the reactor
     /// shuts down, the handler is called with ``ReactorError/shutDown``; to end reading sooner,
