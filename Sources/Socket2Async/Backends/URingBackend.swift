@@ -319,32 +319,43 @@ final class URingBackend: ReactorBackend {
     /// With `DEFER_TASKRUN` a request that waited (a receive whose bytes arrived later) is
     /// completed by task work that the kernel runs inside `io_uring_enter`, at most 20 items a
     /// call (`IO_LOCAL_TW_DEFAULT_MAX`, kernels since early 2025) unless it waits for more; the rest
-    /// stay queued for the next call and the kernel sets `IORING_SQ_TASKRUN`. A request that can
-    /// complete when it is submitted (its bytes already there) skips that queue. So each turn
-    /// served every receive that found its bytes at submission, but only 20–40 of those that had
-    /// waited for theirs: at thousands of connections, once a turn was long enough for the fast
-    /// ones' next messages to arrive within it, they were served every turn while the others
-    /// queued for seconds. So while the flag is up, this asks again (`IORING_ENTER_GETEVENTS`,
-    /// nothing to wait for), 20 items a call, up to the completion queue's size in a turn.
+    /// stay queued, first in line for the next call, and the kernel sets `IORING_SQ_TASKRUN`. A
+    /// request that can complete when it is submitted (its bytes already there) skips that queue.
+    /// So each turn served every receive that found its bytes at submission, but only 20–40 of
+    /// those that had waited for theirs: at thousands of connections, once a turn was long enough
+    /// for the fast ones' next messages to arrive within it, they were served every turn while the
+    /// others queued for seconds. So while the flag is up this asks again (`IORING_ENTER_GETEVENTS`
+    /// with nothing to wait for, submitting what the completions before queued), up to four
+    /// times, until a call completes fewer than 20: a turn serves about a hundred held items,
+    /// and what is left is served first in the next turn.
     ///
     /// Not one call waiting for a full queue with a zero timeout, as it was: the kernel then arms
     /// an hrtimer that has already expired and sleeps on it, which cost a tenth of the reactor's
-    /// CPU at 32 echoing connections in this VM (perf: `io_uring_enter` 24% of the samples, 14%
-    /// with this loop; server CPU per message on the harness's tcp-echo-32 0.94 → 0.84 of C
-    /// epoll's, median of 3, side by side).
+    /// CPU at 32 echoing connections in this VM (perf: `io_uring_enter` 21–24% of the samples,
+    /// 13–15% with this loop). Nor a longer loop: going on while the flag stayed up kept it busy
+    /// with new arrivals for tens of milliseconds under steady load, while the requests its
+    /// completions queued (a receive to re-arm) waited for its end (the longest echo round trip
+    /// at 32 connections 30–61 ms, against 5–9), and it starved the reactor's tasks of their turn
+    /// (a burst of 200 connections into a one-buffer pool did not finish in 60 s).
     private func runDeferredWork() {
-        let rounds = max(1, Int(ring.pointee.cq.ring_entries) / 20)
-        for _ in 0..<rounds {
-            _ = io_uring_get_events(ring)
-            drain()
+        for _ in 0..<4 {
+            _ = io_uring_submit_and_get_events(ring)
+            if drain() < Self.deferredWorkPerCall { return }
             if socket2async_sq_flags(ring) & IORING_SQ_TASKRUN == 0 { return }
         }
     }
 
-    private func drain() {
+    /// Items of deferred task work the kernel runs per `io_uring_enter` (`IO_LOCAL_TW_DEFAULT_MAX`).
+    private static let deferredWorkPerCall = 20
+
+    /// Dispatches every completion in the queue; returns how many.
+    @discardableResult
+    private func drain() -> Int {
+        var drained = 0
         owner { reactor in
             while true {
                 let count = Int(io_uring_peek_batch_cqe(ring, completions, UInt32(Self.batch)))
+                drained += count
                 if count == 0 { return }
                 for offset in 0..<count {
                     let cqe = completions[offset]!
@@ -354,6 +365,7 @@ final class URingBackend: ReactorBackend {
                 if count < Self.batch { return }
             }
         }
+        return drained
     }
 
     @inline(__always)
