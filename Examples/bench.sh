@@ -13,9 +13,11 @@
 # of this shared machine then falls on all three, not on one server's block of runs. Rows: SET
 # and GET with 50 clients without pipelining and with -P 16 (requests/s), and the server's RSS
 # growth for idle connections (kB, opened by scripts/idle-clients.py, 5,000 a process); and for
-# each redis-benchmark run the server's CPU time per request (user + system, from /proc) and the
-# client's CPU use (one core saturated by redis-benchmark means the client sets the rate).
-# Prints a markdown table with ratios against redis-server.
+# each redis-benchmark run the server's CPU time per request (user + system, from /proc), the
+# longest request (redis-benchmark's maximum latency: a stall such as a reply held back by
+# Nagle's algorithm shows there first) and the client's CPU use (one core saturated by
+# redis-benchmark means the client sets the rate). Prints a markdown table with ratios against
+# redis-server.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -93,6 +95,7 @@ measure() {  # SERVER TEST PIPELINE REP: one redis-benchmark run
     echo "$server ${test}-P$pipeline $rps" >> "$results"
     echo "$server ${test}-P$pipeline-cpu $(awk -v us=$server_us -v n=$requests 'BEGIN { print us / n }')" >> "$results"
     echo "$server ${test}-P$pipeline-client $(echo $client_time | awk '{ print ($2 + $3) / $1 }')" >> "$results"
+    echo "$server ${test}-P$pipeline-max $(awk -F'"' 'toupper($2) == toupper("'$test'") { print $16 }' "$results.csv")" >> "$results"
     echo "rep $rep: $server $test -P $pipeline: $rps requests/s, server CPU $server_us us, client $client_time (real user sys)" >&2
 }
 
@@ -132,6 +135,8 @@ rows = [("set-P1", "SET, 50 clients (requests/s)"), ("get-P1", "GET, 50 clients 
 rows = [row for row in rows if row[0] in metrics]
 rows = [(metric, title, ",.0f") for metric, title in rows]
 rows += [(metric + "-cpu", title.replace(" (requests/s)", ": server CPU per request (µs)"), ".2f")
+         for metric, title, _ in rows if metric != "idle"] \
+      + [(metric + "-max", title.replace(" (requests/s)", ": longest request (ms)"), ".2f")
          for metric, title, _ in rows if metric != "idle"]
 print(f"Medians of {reps} interleaved repetitions, {int(requests):,} requests each; ratio against redis-server.\n")
 print("| | redis-server | mini-redis epoll | mini-redis io_uring |")
