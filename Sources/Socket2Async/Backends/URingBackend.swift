@@ -338,7 +338,7 @@ final class URingBackend: ReactorBackend {
     /// at 32 connections 30–61 ms, against 5–9), and it starved the reactor's tasks of their turn
     /// (a burst of 200 connections into a one-buffer pool did not finish in 60 s).
     private func runDeferredWork() {
-        for _ in 0..<4 {
+        for _ in 0..<Self.deferredWorkCallsPerTurn {
             _ = io_uring_submit_and_get_events(ring)
             if drain() < Self.deferredWorkPerCall { return }
             if socket2async_sq_flags(ring) & IORING_SQ_TASKRUN == 0 { return }
@@ -347,6 +347,8 @@ final class URingBackend: ReactorBackend {
 
     /// Items of deferred task work the kernel runs per `io_uring_enter` (`IO_LOCAL_TW_DEFAULT_MAX`).
     private static let deferredWorkPerCall = 20
+    /// Calls `runDeferredWork` makes at most in a turn: about a hundred held items with the wait's.
+    private static let deferredWorkCallsPerTurn = 4
 
     /// Dispatches every completion in the queue; returns how many.
     @discardableResult
