@@ -2,6 +2,7 @@ import Foundation
 import MiniRedis
 import Socket2
 import Socket2Async
+import Synchronization
 import SystemPackage
 import Testing
 
@@ -73,11 +74,16 @@ func rawConnection(_ port: UInt16) throws -> Socket {
     return socket
 }
 
-/// Sends `bytes` and reads replies until the server closes, `expected` bytes came (then waits
-/// `quiet` for more or the close), or the server said nothing for `quiet`.
-func exchange(_ port: UInt16, _ bytes: [UInt8], expected: Int? = nil, quiet: Duration = .milliseconds(150)) throws -> (reply: [UInt8], closed: Bool) {
+/// What a server answered to some bytes, and whether it closed the connection after.
+typealias Answer = (reply: [UInt8], closed: Bool)
+
+/// Sends `bytes` and reads replies. Without `like`, until the server closes or said nothing for
+/// `quiet`. With `like` (another server's answer to the same bytes): as many bytes as it
+/// replied; then, if it closed, until the close (an event, bounded by the socket's time-out),
+/// else for `quiet` more, to see any extra byte or a close it did not make.
+func exchange(_ port: UInt16, _ bytes: [UInt8], like: Answer? = nil, quiet: Duration = .milliseconds(150)) throws -> Answer {
     let socket = try rawConnection(port)
-    try socket.setReadTimeout(expected == nil ? quiet : .seconds(5))
+    if like.map({ !$0.closed && $0.reply.isEmpty }) ?? true { try socket.setReadTimeout(quiet) }
     do {
         _ = try socket.send(bytes)
     } catch {
@@ -90,7 +96,7 @@ func exchange(_ port: UInt16, _ bytes: [UInt8], expected: Int? = nil, quiet: Dur
             let chunk = try socket.recv(maxCount: 65536)
             if chunk.isEmpty { return (reply, true) }
             reply += chunk
-            if let expected, reply.count >= expected { try socket.setReadTimeout(quiet) }
+            if let like, !like.closed, reply.count >= like.reply.count { try socket.setReadTimeout(quiet) }
         } catch Errno.resourceTemporarilyUnavailable {
             return (reply, false)
         } catch Errno.connectionReset {
@@ -100,6 +106,10 @@ func exchange(_ port: UInt16, _ bytes: [UInt8], expected: Int? = nil, quiet: Dur
         }
     }
 }
+
+/// redis-server's answers to the bad-input cases, asked once for all setups (each costs a quiet
+/// period where it keeps the connection).
+let redisAnswers = Mutex<[Answer]?>(nil)
 
 @Suite(.serialized) struct ServerTests {
     @Test(arguments: setups)
@@ -260,14 +270,18 @@ func exchange(_ port: UInt16, _ bytes: [UInt8], expected: Int? = nil, quiet: Dur
         let long = [UInt8](repeating: UInt8(ascii: "a"), count: 200)
         cases.append(Array("*3\r\n$3\r\nfoo\r\n$200\r\n".utf8) + long + Array("\r\n$1\r\nb\r\n".utf8))
         let allCases = cases
-        let redis = try RedisServer.start()
-        defer { redis.stop() }
+        let answers = try redisAnswers.withLock { answers in
+            if let answers { return answers }
+            let redis = try RedisServer.start()
+            defer { redis.stop() }
+            answers = try allCases.map { try exchange(redis.port, $0) }
+            return answers!
+        }
         var configuration = Configuration()
         configuration.maxBulk = 512 << 20  // Redis's limit, for the comparison
         try await withServer(backend, threads: threads, configuration: configuration) { port in
-            for input in allCases {
-                let theirs = try exchange(redis.port, input)
-                let ours = try exchange(port, input, expected: theirs.reply.count)
+            for (input, theirs) in zip(allCases, answers) {
+                let ours = try exchange(port, input, like: theirs)
                 #expect(ours.reply == theirs.reply, "\(String(decoding: input.prefix(80), as: UTF8.self))")
                 #expect(ours.closed == theirs.closed, "\(String(decoding: input.prefix(80), as: UTF8.self))")
             }
