@@ -208,3 +208,90 @@ extension AsyncTests {
         }
     }
 }
+
+extension AsyncTests {
+    /// A connection read by a handler outlives its handler task: a graceful shutdown ends its
+    /// reading (the handler sees the end of the stream after the bytes that had come) and
+    /// `run` returns only once it is closed.
+    @Test(arguments: backends)
+    func gracefulShutdownEndsReadHandlersAndWaitsForTheirClose(backend: Reactor.Backend) async throws {
+        let group = try ReactorGroup(count: 2, backend: backend)
+        defer { group.shutdown() }
+        try await withTimeout {
+            let server = try group.listen(on: loopback())
+            let sawEnd = AsyncStream<Void>.makeStream()
+            let release = AsyncStream<Void>.makeStream()
+            let returned = Mutex(false)
+            let running = Task {
+                try await server.run { connection, _ in
+                    try? await connection.startReading { bytes, _ in
+                        if bytes.byteCount > 0 {
+                            _ = bytes.withUnsafeBytes { try? connection.sendWithFlags($0, flags: .noSignal) }
+                            return .keepReading
+                        }
+                        sawEnd.continuation.yield()
+                        Task(executorPreference: connection.reactor) {
+                            for await _ in release.stream { break }
+                            try? await connection.sendAll("bye")
+                            try? await connection.close()
+                        }
+                        return .stopReading
+                    }
+                }
+                returned.withLock { $0 = true }
+            }
+            let client = try AsyncSocket(domain: .ipv4, type: .stream, reactor: group.reactors[0])
+            try await client.connect(server.localAddress)
+            try await client.sendAll("hi")
+            #expect(try await recvExactly(client, 2) == Array("hi".utf8))
+            server.shutdown(gracePeriod: .seconds(30))
+            var ends = sawEnd.stream.makeAsyncIterator()
+            await ends.next()
+            // The connection is open until the handler's task closes it: `run` cannot have returned.
+            #expect(!returned.withLock { $0 })
+            release.continuation.yield()
+            #expect(try await recvExactly(client, 3) == Array("bye".utf8))
+            #expect(try await client.recv(maxCount: 1).isEmpty)
+            try await running.value
+            #expect(returned.withLock { $0 })
+            try await client.close()
+        }
+    }
+
+    /// Connections still open when the grace period ends, or when the task running the server
+    /// is cancelled, are closed before `run` returns: none is left to the reactor's shutdown.
+    @Test(arguments: backends)
+    func connectionsLeftOpenAreClosedWhenRunEnds(backend: Reactor.Backend) async throws {
+        let group = try ReactorGroup(count: 1, backend: backend)
+        defer { group.shutdown() }
+        try await withTimeout {
+            for graceful in [true, false] {
+                let server = try group.listen(on: loopback())
+                let kept = Mutex<[AsyncSocket]>([])
+                let reading = AsyncStream<Void>.makeStream()
+                let running = Task {
+                    try await server.run { connection, _ in
+                        // A handler that never closes: it keeps the socket, and ignores the end.
+                        kept.withLock { $0.append(connection) }
+                        try? await connection.startReading { _, _ in .keepReading }
+                        reading.continuation.yield()
+                    }
+                }
+                let client = try AsyncSocket(domain: .ipv4, type: .stream, reactor: group.reactors[0])
+                try await client.connect(server.localAddress)
+                var iterator = reading.stream.makeAsyncIterator()
+                await iterator.next()
+                if graceful {
+                    server.shutdown(gracePeriod: .milliseconds(50))
+                    try await running.value
+                } else {
+                    running.cancel()
+                    await #expect(throws: CancellationError.self) { try await running.value }
+                }
+                #expect(kept.withLock { $0.map(\.rawDescriptor) } == [-1])
+                #expect(try await client.recv(maxCount: 1).isEmpty)  // the server closed it
+                try await client.close()
+            }
+        }
+    }
+}

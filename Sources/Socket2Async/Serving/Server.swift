@@ -28,8 +28,9 @@ public struct ServerOptions: Sendable {
     public var backlog: CInt
     /// How the group's reactors share the port.
     public var sharing: ListenerSharing
-    /// How long handlers may run after a graceful ``Server/shutdown(gracePeriod:)`` that names
-    /// no period, before they are cancelled.
+    /// How long handlers and connections may run after a graceful
+    /// ``Server/shutdown(gracePeriod:)`` that names no period, before the handlers are cancelled
+    /// and the connections closed.
     public var gracePeriod: Duration
     /// Called with each listening socket after `SO_REUSEADDR` (and `SO_REUSEPORT` when
     /// ``sharing`` says so) are set and before `bind(2)`: set more options here
@@ -179,13 +180,12 @@ public final class Server: Sendable {
         var running = false
         var gracePeriod: Duration?
         var failure: (any Error)?
-        var activeHandlers = 0
     }
     private let state = Mutex(State())
     /// Happens when the server must stop: a shutdown was requested or a listener failed.
     private let stopRequested = OneShotEvent()
-    /// Happens when the last handler ended after the server stopped accepting.
-    private let drained = OneShotEvent()
+    /// The connections accepted and not yet closed, and the handlers running.
+    private let connections = ConnectionRegistry()
 
     init(group: ReactorGroup, address: SockAddr, options: ServerOptions) throws {
         self.group = group
@@ -225,10 +225,14 @@ public final class Server: Sendable {
     public var isShuttingDown: Bool { stopRequested.happened }
 
     /// Begins a graceful shutdown, from any thread or task: the server stops accepting (its
-    /// listeners are closed), its handlers see ``shutdownSignal`` and may run for up to
-    /// `gracePeriod` (default: ``ServerOptions/gracePeriod``; `.zero`: cancel them at once),
-    /// then the ones still running are cancelled, and ``run(_:)`` returns. Calling it again
-    /// does nothing; calling it before `run` makes `run` return at once.
+    /// listeners are closed), its handlers see ``shutdownSignal``, connections whose handler task
+    /// has returned (read by a handler, ``AsyncSocket/startReading(_:)``, or by a task of their
+    /// own) have their reading side shut down (`shutdown(2)` with `SHUT_RD`: they see the end of
+    /// the stream once they have read what came before), and all may run for up to
+    /// `gracePeriod` (default: ``ServerOptions/gracePeriod``; `.zero`: at once): then the
+    /// handlers still running are cancelled, the connections still open are closed, and
+    /// ``run(_:)`` returns. Calling it again does nothing; calling it before `run` makes `run`
+    /// return at once.
     public func shutdown(gracePeriod: Duration? = nil) {
         state.withLock { state in
             if state.gracePeriod == nil { state.gracePeriod = gracePeriod ?? options.gracePeriod }
@@ -240,16 +244,20 @@ public final class Server: Sendable {
     /// preference is the connection's reactor, with ``ShutdownSignal/current`` set.
     ///
     /// Returns normally after a graceful ``shutdown(gracePeriod:)`` once every handler has
-    /// ended. When the calling task is cancelled, the handlers are cancelled at once and this
-    /// throws `CancellationError` when they have ended; when a listener fails, its error is
-    /// thrown the same way. The listeners are closed when this returns or throws. A server runs
-    /// once: a second call throws `Errno.invalidArgument`.
+    /// ended and every connection is closed (or the grace period is over). When the calling
+    /// task is cancelled, the handlers are cancelled at once and this throws `CancellationError`
+    /// when they have ended; when a listener fails, its error is thrown the same way. The
+    /// listeners are closed when this returns or throws, and so are the connections still open:
+    /// a connection does not outlive its server. A server runs once: a second call throws
+    /// `Errno.invalidArgument`.
     public func run(_ handler: @escaping @Sendable (AsyncSocket, SockAddr) async -> Void) async throws {
         let first = state.withLock { state in
             defer { state.running = true }
             return !state.running
         }
         guard first else { throw Errno.invalidArgument }
+        // Once the handlers have ended, however `run` ends: no connection outlives the server.
+        defer { for connection in connections.remaining() { connection.closeInBackground() } }
         try await ShutdownSignal.$current.withValue(shutdownSignal) {
             try await withThrowingDiscardingTaskGroup { group in
                 for listener in listeners {
@@ -262,7 +270,8 @@ public final class Server: Sendable {
                 let gracePeriod = state.withLock { $0.gracePeriod }
                 if let gracePeriod {
                     shutdownSignal.trigger()
-                    await waitForHandlers(upTo: gracePeriod)
+                    await endReading(of: connections.beginDraining())
+                    await waitForConnections(upTo: gracePeriod)
                 }
                 group.cancelAll()
             }
@@ -281,10 +290,12 @@ public final class Server: Sendable {
             do {
                 for try await (accepted, peer) in listener.incoming {
                     let connection = handsOver ? accepted.handedOver(to: group.next()) : accepted
-                    state.withLock { $0.activeHandlers += 1 }
+                    self.connections.opened(connection)
                     connections.addTask(executorPreference: connection.reactor) {
                         await handler(connection, peer)
-                        self.handlerEnded()
+                        if let stillOpen = self.connections.handlerEnded(connection) {
+                            await self.endReading(of: [stillOpen])
+                        }
                     }
                 }
             } catch {
@@ -299,29 +310,105 @@ public final class Server: Sendable {
         }
     }
 
-    private func handlerEnded() {
-        let last = state.withLock { state in
-            state.activeHandlers -= 1
-            return state.activeHandlers == 0
-        }
-        if last && stopRequested.happened { drained.signal() }
-    }
-
     /// Closes the listeners: their accept loops end; connections the kernel had queued but
     /// nobody accepted are reset.
     private func stopAccepting() async {
         for listener in listeners { try? await listener.close() }
     }
 
-    /// Waits until every handler has ended, for at most `gracePeriod`.
-    private func waitForHandlers(upTo gracePeriod: Duration) async {
-        if state.withLock({ $0.activeHandlers }) == 0 || gracePeriod <= .zero { return }
+    /// Shuts down the reading side of `sockets` (`shutdown(2)` with `SHUT_RD`): connections that
+    /// outlived their handler task, read by a read handler (``AsyncSocket/startReading(_:)``)
+    /// or by a task of the handler's own, see the end of the stream once they have read what
+    /// had arrived, and finish as they do when the client closes.
+    private func endReading(of sockets: [AsyncSocket]) async {
+        await withDiscardingTaskGroup { group in
+            for socket in sockets {
+                group.addTask(executorPreference: socket.reactor) { try? await socket.shutdown(.read) }
+            }
+        }
+    }
+
+    /// Waits until every handler has ended and every connection is closed, for at most
+    /// `gracePeriod`.
+    private func waitForConnections(upTo gracePeriod: Duration) async {
+        if connections.drained.happened || gracePeriod <= .zero { return }
         await withTaskGroup(of: Void.self) { race in
-            race.addTask { [drained] in await drained.wait() }
+            race.addTask { [drained = connections.drained] in await drained.wait() }
             race.addTask { try? await Task.sleep(for: gracePeriod) }
             await race.next()
             race.cancelAll()
         }
+    }
+}
+
+/// The connections a ``Server`` accepted, from the accept until they are closed, and whether
+/// their handler tasks still run: a graceful shutdown ends the reading of the connections no
+/// handler task serves, waits until all are closed, and closes those still open at the end.
+///
+/// It holds the connections weakly: one that its handler dropped without closing is closed when
+/// it goes away (and leaves the registry then).
+final class ConnectionRegistry: Sendable {
+    private struct Entry {
+        weak var socket: AsyncSocket?
+        var handlerRunning = true
+    }
+    private struct State {
+        var open: [ObjectIdentifier: Entry] = [:]
+        var handlers = 0
+        var draining = false
+    }
+    private let state = Mutex(State())
+    /// Happens, once draining began, when no handler runs and no connection is open.
+    let drained = OneShotEvent()
+
+    /// A connection accepted, its handler about to start.
+    func opened(_ socket: AsyncSocket) {
+        socket.registry = self
+        state.withLock { state in
+            state.open[ObjectIdentifier(socket)] = Entry(socket: socket)
+            state.handlers += 1
+        }
+    }
+
+    /// The handler task of `socket` returned; returns the socket when it is still open while the
+    /// server drains (its reading must end too).
+    func handlerEnded(_ socket: AsyncSocket) -> AsyncSocket? {
+        let (stillOpen, done) = state.withLock { state -> (Bool, Bool) in
+            state.handlers -= 1
+            let id = ObjectIdentifier(socket)
+            state.open[id]?.handlerRunning = false
+            return (state.draining && state.open[id] != nil, Self.isDrained(state))
+        }
+        if done { drained.signal() }
+        return stillOpen ? socket : nil
+    }
+
+    /// The connection `id` was closed (or went away).
+    func closed(_ id: ObjectIdentifier) {
+        let done = state.withLock { state in
+            state.open.removeValue(forKey: id) != nil && Self.isDrained(state)
+        }
+        if done { drained.signal() }
+    }
+
+    /// Draining begins: returns the open connections whose handler task has ended.
+    func beginDraining() -> [AsyncSocket] {
+        let (unserved, done) = state.withLock { state in
+            state.draining = true
+            let unserved = state.open.values.compactMap { $0.handlerRunning ? nil : $0.socket }
+            return (unserved, Self.isDrained(state))
+        }
+        if done { drained.signal() }
+        return unserved
+    }
+
+    /// The connections still open.
+    func remaining() -> [AsyncSocket] {
+        state.withLock { state in state.open.values.compactMap(\.socket) }
+    }
+
+    private static func isDrained(_ state: State) -> Bool {
+        state.draining && state.handlers == 0 && state.open.isEmpty
     }
 }
 

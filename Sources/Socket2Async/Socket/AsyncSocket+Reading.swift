@@ -54,11 +54,13 @@ extension AsyncSocket {
     /// `setTcpNodelay(true)` on the connection, or the second answer waits for the peer's
     /// delayed acknowledgement of the first (up to 40 ms on Linux).
     ///
-    /// A handler is not one of a ``Server``'s handler tasks: a graceful shutdown
-    /// (``Server/shutdown(gracePeriod:)``) neither waits for it nor ends it. When the reactor
-    /// shuts down, the handler is called with ``ReactorError/shutDown``; to end reading sooner,
-    /// close the socket, or shut down its reading side (`shutdown(.read)`: the handler then sees
-    /// the end of the stream).
+    /// A connection a ``Server`` accepted and a handler reads outlives its handler task: a
+    /// graceful ``Server/shutdown(gracePeriod:)`` shuts down its reading side (the handler sees
+    /// the end of the stream once it has had the bytes that came before, and finishes as it does
+    /// when the client closes), waits for the socket to be closed, and closes it when the grace
+    /// period ends. When the reactor shuts down, the handler is called with
+    /// ``ReactorError/shutDown``; to end reading sooner, close the socket, or shut down its
+    /// reading side (`shutdown(.read)`).
     ///
     /// - Throws: `Errno.notSupported` for a datagram socket; `Errno.alreadyInProcess` when the
     ///   socket is already being read (by a handler, or a receive waiting on it);
