@@ -311,6 +311,33 @@ let redisAnswers = Mutex<[Answer]?>(nil)
         }
     }
 
+    /// A graceful stop (what SIGTERM does): a request that had arrived is answered, every
+    /// connection — busy or idle, each read by a handler with no task — then sees its close,
+    /// and `serve` returns normally.
+    @Test(arguments: setups)
+    func aGracefulStopAnswersWhatCameAndClosesEveryConnection(backend: Reactor.Backend, threads: Int) async throws {
+        let server = try await MiniRedisServer(threads: threads, backend: backend)
+        defer { server.shutdown() }
+        let (listening, continuation) = AsyncStream.makeStream(of: Server.self)
+        let serving = Task {
+            try await server.serve(on: SockAddr(SocketAddrV4(.localhost, 0))) { continuation.yield($0) }
+        }
+        var iterator = listening.makeAsyncIterator()
+        let listener = try #require(await iterator.next())
+        let port = listener.localAddress.asSocketIpv4()!.port
+        let idle = try rawConnection(port), busy = try rawConnection(port)
+        for connection in [SockRef(idle), SockRef(busy)] {
+            _ = try connection.send(Array("PING\r\n".utf8))
+            #expect(try readExactly(connection, 7) == Array("+PONG\r\n".utf8))
+        }
+        _ = try busy.send(Array("SET k v\r\nGET k\r\n".utf8))
+        listener.shutdown(gracePeriod: .seconds(30))
+        #expect(try readExactly(SockRef(busy), 14) == Array("+OK\r\n$1\r\nv\r\n".utf8))
+        #expect(try busy.recv(maxCount: 1).isEmpty)
+        #expect(try idle.recv(maxCount: 1).isEmpty)
+        try await serving.value
+    }
+
     @Test(arguments: setups)
     func aClientThatVanishesMidRequestCostsOthersNothing(backend: Reactor.Backend, threads: Int) async throws {
         try await withServer(backend, threads: threads) { port in
