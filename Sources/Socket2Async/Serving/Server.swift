@@ -3,7 +3,6 @@ import Glibc
 #endif
 import Socket2
 import SystemPackage
-import Synchronization
 
 /// How the reactors of a ``ReactorGroup`` share a server's port.
 public enum ListenerSharing: Sendable, Hashable {
@@ -58,7 +57,7 @@ final class OneShotEvent: Sendable {
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextID: UInt64 = 0
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     var happened: Bool { state.withLock { $0.happened } }
 
@@ -181,7 +180,7 @@ public final class Server: Sendable {
         var gracePeriod: Duration?
         var failure: (any Error)?
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Happens when the server must stop: a shutdown was requested or a listener failed.
     private let stopRequested = OneShotEvent()
     /// The connections accepted and not yet closed, and the handlers running.
@@ -357,7 +356,7 @@ final class ConnectionRegistry: Sendable {
         var handlers = 0
         var draining = false
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Happens, once draining began, when no handler runs and no connection is open.
     let drained = OneShotEvent()
 
