@@ -386,6 +386,11 @@ final class IOState: @unchecked Sendable {
     /// is closed under the reactor while it reads.
     var readHandler: ReadHandler?
     var readSocket: AnyObject?
+    /// This socket's place in the list of its server's open connections (`ConnectionRegistry`),
+    /// -1 when it has none; and whether its handler task still runs. Guarded by the registry's
+    /// lock.
+    var registrySlot: Int32 = -1
+    var registryHandlerRunning = false
 
     /// With epoll both flags follow readiness events. With io_uring a send is first tried
     /// directly (`writeReady` starts true, is cleared by `EAGAIN` and set again when a ring send

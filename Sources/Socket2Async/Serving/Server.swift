@@ -29,7 +29,7 @@ public struct ServerOptions: Sendable {
     public var sharing: ListenerSharing
     /// How long handlers and connections may run after a graceful
     /// ``Server/shutdown(gracePeriod:)`` that names no period, before the handlers are cancelled
-    /// and the connections closed.
+    /// and the connections shut down.
     public var gracePeriod: Duration
     /// Called with each listening socket after `SO_REUSEADDR` (and `SO_REUSEPORT` when
     /// ``sharing`` says so) are set and before `bind(2)`: set more options here
@@ -229,8 +229,8 @@ public final class Server: Sendable {
     /// own) have their reading side shut down (`shutdown(2)` with `SHUT_RD`: they see the end of
     /// the stream once they have read what came before), and all may run for up to
     /// `gracePeriod` (default: ``ServerOptions/gracePeriod``; `.zero`: at once): then the
-    /// handlers still running are cancelled, the connections still open are closed, and
-    /// ``run(_:)`` returns. Calling it again does nothing; calling it before `run` makes `run`
+    /// handlers still running are cancelled, the connections still open are shut down in both
+    /// directions (their peers and readers see the end of the stream), and ``run(_:)`` returns. Calling it again does nothing; calling it before `run` makes `run`
     /// return at once.
     public func shutdown(gracePeriod: Duration? = nil) {
         state.withLock { state in
@@ -246,8 +246,9 @@ public final class Server: Sendable {
     /// ended and every connection is closed (or the grace period is over). When the calling
     /// task is cancelled, the handlers are cancelled at once and this throws `CancellationError`
     /// when they have ended; when a listener fails, its error is thrown the same way. The
-    /// listeners are closed when this returns or throws, and so are the connections still open:
-    /// a connection does not outlive its server. A server runs once: a second call throws
+    /// listeners are closed when this returns or throws, and the connections still open are shut
+    /// down (`shutdown(2)` with `SHUT_RDWR`; whoever holds one still closes it): no connection
+    /// goes on serving after its server. A server runs once: a second call throws
     /// `Errno.invalidArgument`.
     public func run(_ handler: @escaping @Sendable (AsyncSocket, SockAddr) async -> Void) async throws {
         let first = state.withLock { state in
@@ -255,8 +256,8 @@ public final class Server: Sendable {
             return !state.running
         }
         guard first else { throw Errno.invalidArgument }
-        // Once the handlers have ended, however `run` ends: no connection outlives the server.
-        defer { for connection in connections.remaining() { connection.closeInBackground() } }
+        // Once the handlers have ended, however `run` ends: no connection goes on serving.
+        defer { connections.shutDownRemaining() }
         try await ShutdownSignal.$current.withValue(shutdownSignal) {
             try await withThrowingDiscardingTaskGroup { group in
                 for listener in listeners {
@@ -269,7 +270,7 @@ public final class Server: Sendable {
                 let gracePeriod = state.withLock { $0.gracePeriod }
                 if let gracePeriod {
                     shutdownSignal.trigger()
-                    await endReading(of: connections.beginDraining())
+                    connections.beginDraining()
                     await waitForConnections(upTo: gracePeriod)
                 }
                 group.cancelAll()
@@ -292,9 +293,7 @@ public final class Server: Sendable {
                     self.connections.opened(connection)
                     connections.addTask(executorPreference: connection.reactor) {
                         await handler(connection, peer)
-                        if let stillOpen = self.connections.handlerEnded(connection) {
-                            await self.endReading(of: [stillOpen])
-                        }
+                        self.connections.handlerEnded(connection)
                     }
                 }
             } catch {
@@ -315,18 +314,6 @@ public final class Server: Sendable {
         for listener in listeners { try? await listener.close() }
     }
 
-    /// Shuts down the reading side of `sockets` (`shutdown(2)` with `SHUT_RD`): connections that
-    /// outlived their handler task, read by a read handler (``AsyncSocket/startReading(_:)``)
-    /// or by a task of the handler's own, see the end of the stream once they have read what
-    /// had arrived, and finish as they do when the client closes.
-    private func endReading(of sockets: [AsyncSocket]) async {
-        await withDiscardingTaskGroup { group in
-            for socket in sockets {
-                group.addTask(executorPreference: socket.reactor) { try? await socket.shutdown(.read) }
-            }
-        }
-    }
-
     /// Waits until every handler has ended and every connection is closed, for at most
     /// `gracePeriod`.
     private func waitForConnections(upTo gracePeriod: Duration) async {
@@ -342,17 +329,16 @@ public final class Server: Sendable {
 
 /// The connections a ``Server`` accepted, from the accept until they are closed, and whether
 /// their handler tasks still run: a graceful shutdown ends the reading of the connections no
-/// handler task serves, waits until all are closed, and closes those still open at the end.
+/// handler task serves, waits until all are closed, and shuts down those still open at the end.
 ///
-/// It holds the connections weakly: one that its handler dropped without closing is closed when
-/// it goes away (and leaves the registry then).
+/// A list of the connections' reactor states (each knows its place in it), not of the sockets:
+/// about 12 bytes a connection, where weak references to the sockets cost 40–100. Every way a
+/// socket lets go of its descriptor (`close`, `closeInBackground`, `deinit`) leaves the list
+/// first, under the lock; so a descriptor found in the list under the lock is still this
+/// connection's, and `shutdown(2)` on it here cannot reach a socket that reused its number.
 final class ConnectionRegistry: Sendable {
-    private struct Entry {
-        weak var socket: AsyncSocket?
-        var handlerRunning = true
-    }
     private struct State {
-        var open: [ObjectIdentifier: Entry] = [:]
+        var open: [IOState] = []
         var handlers = 0
         var draining = false
     }
@@ -363,47 +349,66 @@ final class ConnectionRegistry: Sendable {
     /// A connection accepted, its handler about to start.
     func opened(_ socket: AsyncSocket) {
         socket.registry = self
+        let io = socket.io
         state.withLock { state in
-            state.open[ObjectIdentifier(socket)] = Entry(socket: socket)
+            io.registrySlot = Int32(state.open.count)
+            io.registryHandlerRunning = true
+            state.open.append(io)
             state.handlers += 1
         }
     }
 
-    /// The handler task of `socket` returned; returns the socket when it is still open while the
-    /// server drains (its reading must end too).
-    func handlerEnded(_ socket: AsyncSocket) -> AsyncSocket? {
-        let (stillOpen, done) = state.withLock { state -> (Bool, Bool) in
-            state.handlers -= 1
-            let id = ObjectIdentifier(socket)
-            state.open[id]?.handlerRunning = false
-            return (state.draining && state.open[id] != nil, Self.isDrained(state))
-        }
-        if done { drained.signal() }
-        return stillOpen ? socket : nil
-    }
-
-    /// The connection `id` was closed (or went away).
-    func closed(_ id: ObjectIdentifier) {
+    /// The handler task of `socket` returned. While the server drains, a connection still open
+    /// then has its reading ended too.
+    func handlerEnded(_ socket: AsyncSocket) {
+        let io = socket.io
         let done = state.withLock { state in
-            state.open.removeValue(forKey: id) != nil && Self.isDrained(state)
+            state.handlers -= 1
+            if io.registrySlot >= 0 {
+                io.registryHandlerRunning = false
+                if state.draining { _ = sys_shutdown(io.fd, CInt(SHUT_RD)) }
+            }
+            return Self.isDrained(state)
         }
         if done { drained.signal() }
     }
 
-    /// Draining begins: returns the open connections whose handler task has ended.
-    func beginDraining() -> [AsyncSocket] {
-        let (unserved, done) = state.withLock { state in
+    /// The connection of `io` is about to close its descriptor (or went away). Idempotent.
+    func closed(_ io: IOState) {
+        let done = state.withLock { state in
+            let slot = Int(io.registrySlot)
+            guard slot >= 0 else { return false }
+            io.registrySlot = -1
+            let last = state.open.removeLast()
+            if last !== io {
+                state.open[slot] = last
+                last.registrySlot = Int32(slot)
+            }
+            if state.open.isEmpty { state.open = [] }  // the list's memory follows the connections
+            return Self.isDrained(state)
+        }
+        if done { drained.signal() }
+    }
+
+    /// Draining begins: the reading side of every open connection whose handler task has ended
+    /// is shut down (`shutdown(2)` with `SHUT_RD`): read by a read handler
+    /// (``AsyncSocket/startReading(_:)``) or by a task of its own, it sees the end of the stream
+    /// once it has read what had arrived, and finishes as it does when the client closes.
+    func beginDraining() {
+        let done = state.withLock { state in
             state.draining = true
-            let unserved = state.open.values.compactMap { $0.handlerRunning ? nil : $0.socket }
-            return (unserved, Self.isDrained(state))
+            for io in state.open where !io.registryHandlerRunning { _ = sys_shutdown(io.fd, CInt(SHUT_RD)) }
+            return Self.isDrained(state)
         }
         if done { drained.signal() }
-        return unserved
     }
 
-    /// The connections still open.
-    func remaining() -> [AsyncSocket] {
-        state.withLock { state in state.open.values.compactMap(\.socket) }
+    /// Shuts down both directions of the connections still open (`SHUT_RDWR`): their peers and
+    /// their readers see the end of the stream; their owners still close them.
+    func shutDownRemaining() {
+        state.withLock { state in
+            for io in state.open { _ = sys_shutdown(io.fd, CInt(SHUT_RDWR)) }
+        }
     }
 
     private static func isDrained(_ state: State) -> Bool {

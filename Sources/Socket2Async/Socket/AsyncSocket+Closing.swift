@@ -25,7 +25,7 @@ extension AsyncSocket {
     /// reset the connection (RFC 1122, 4.2.2.13), and a reset can destroy data the peer has not
     /// read yet.
     public nonisolated(nonsending) func close() async throws {
-        defer { registry?.closed(ObjectIdentifier(self)) }
+        registry?.closed(io)  // before the descriptor is closed (see `ConnectionRegistry`)
         try await reactor.close(io, owner: descriptor)
     }
 
@@ -46,7 +46,7 @@ extension AsyncSocket {
     public func closeInBackground() {
         // -1 first, and only once: no call finds the descriptor once the reactor closes it.
         guard descriptor.exchange(-1, ordering: .relaxed) >= 0 else { return }
-        registry?.closed(ObjectIdentifier(self))
+        registry?.closed(io)
         let reactor = self.reactor
         if reactor.isCurrent {
             // Cancels what is pending now, before the caller goes on.

@@ -26,8 +26,8 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     let io: IOState
     /// The open descriptor, -1 once closed.
     let descriptor: Atomic<CInt>
-    /// The server that accepted this socket, told when it is closed (set before the
-    /// connection's handler starts, read only after that).
+    /// The server that accepted this socket, told before its descriptor is closed (set before
+    /// the connection's handler starts, read only after that).
     var registry: ConnectionRegistry?
 
     /// The descriptor, or -1 once the socket is closed.
@@ -72,10 +72,10 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
     }
 
     deinit {
+        registry?.closed(io)  // before the descriptor is closed (see `ConnectionRegistry`)
         let fd = descriptor.load(ordering: .relaxed)
         if fd >= 0 { _ = sys_close(fd) }
         reactor.release(io)
-        registry?.closed(ObjectIdentifier(self))
     }
 
     // MARK: Trying first
