@@ -230,8 +230,8 @@ public final class Server: Sendable {
     /// the stream once they have read what came before), and all may run for up to
     /// `gracePeriod` (default: ``ServerOptions/gracePeriod``; `.zero`: at once): then the
     /// handlers still running are cancelled, the connections still open are shut down in both
-    /// directions (their peers and readers see the end of the stream), and ``run(_:)`` returns. Calling it again does nothing; calling it before `run` makes `run`
-    /// return at once.
+    /// directions (their peers and readers see the end of the stream), and ``run(_:)`` returns.
+    /// Calling it again does nothing; calling it before `run` makes `run` return at once.
     public func shutdown(gracePeriod: Duration? = nil) {
         state.withLock { state in
             if state.gracePeriod == nil { state.gracePeriod = gracePeriod ?? options.gracePeriod }
@@ -333,10 +333,10 @@ public final class Server: Sendable {
 ///
 /// A list of the connections' reactor states (each knows its place in it), not of the sockets:
 /// about 20 bytes a connection (measured with 10,000 idle mini-redis clients), where weak
-/// references to the sockets cost 40–100. Every way a
-/// socket lets go of its descriptor (`close`, `closeInBackground`, `deinit`) leaves the list
-/// first, under the lock; so a descriptor found in the list under the lock is still this
-/// connection's, and `shutdown(2)` on it here cannot reach a socket that reused its number.
+/// references to the sockets cost 40–100. Every way a socket lets go of its descriptor
+/// (`close`, `closeInBackground`, `deinit`) leaves the list first, under the lock; so a
+/// descriptor found in the list under the lock is still this connection's, and `shutdown(2)` on
+/// it here cannot reach a socket that reused its number.
 final class ConnectionRegistry: Sendable {
     private struct State {
         var open: [IOState] = []

@@ -58,8 +58,8 @@ extension AsyncSocket {
     /// graceful ``Server/shutdown(gracePeriod:)`` shuts down its reading side (the handler sees
     /// the end of the stream once it has had the bytes that came before, and finishes as it does
     /// when the client closes), waits for the socket to be closed, and shuts it down in both
-    /// directions when the grace period ends. When the reactor shuts down, the handler is called with
-    /// ``ReactorError/shutDown``; to end reading sooner, close the socket, or shut down its
+    /// directions when the grace period ends. When the reactor shuts down, the handler is called
+    /// with ``ReactorError/shutDown``; to end reading sooner, close the socket, or shut down its
     /// reading side (`shutdown(.read)`).
     ///
     /// - Throws: `Errno.notSupported` for a datagram socket; `Errno.alreadyInProcess` when the
