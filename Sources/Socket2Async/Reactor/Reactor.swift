@@ -116,12 +116,16 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
 
     /// Starts a reactor and its thread.
     ///
-    /// - Parameter backend: `.epoll`, `.ioUring`, or `.automatic` (io_uring when the kernel
-    ///   allows it, else epoll).
-    /// - Throws: `ReactorError.ioUringUnavailable` when `.ioUring` was asked for and cannot be
-    ///   used; `Errno` when the kernel refuses an epoll instance or an eventfd.
-    public convenience init(backend: Backend = .automatic) throws {
-        try self.init(backend: backend, options: ReactorOptions())
+    /// - Parameters:
+    ///   - backend: `.epoll`, `.ioUring`, or `.automatic` (io_uring when the kernel allows it,
+    ///     else epoll).
+    ///   - configuration: the sizes of its io_uring rings and receive pool (the defaults suit
+    ///     tens of thousands of connections).
+    /// - Throws: `ReactorError.invalidConfiguration` for a setting out of range;
+    ///   `ReactorError.ioUringUnavailable` when `.ioUring` was asked for and cannot be used;
+    ///   `Errno` when the kernel refuses an epoll instance or an eventfd.
+    public convenience init(backend: Backend = .automatic, configuration: Configuration = Configuration()) throws {
+        try self.init(backend: backend, options: ReactorOptions(configuration))
     }
 
     /// A reactor with `options` (tests: a failing io_uring probe, small rings).
@@ -703,7 +707,8 @@ public final class Reactor: TaskExecutor, SerialExecutor, @unchecked Sendable {
     }
 }
 
-/// Settings of a reactor that only tests change.
+/// Settings of a reactor: those of its public ``Reactor/Configuration`` (whose defaults are
+/// these) and those only tests change.
 struct ReactorOptions: Sendable {
     /// Make the io_uring probe fail, as when the kernel forbids io_uring.
     var failIoUringProbe = false

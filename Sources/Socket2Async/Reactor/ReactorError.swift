@@ -8,6 +8,8 @@ public enum ReactorError: Error, Sendable, Hashable, CustomStringConvertible {
     case ioUringUnavailable(String)
     /// The socket was closed before or while the operation was pending.
     case socketClosed
+    /// A setting of ``Reactor/Configuration`` is out of range: which, and its range.
+    case invalidConfiguration(String)
 
     /// A sentence saying what went wrong.
     public var description: String {
@@ -15,6 +17,7 @@ public enum ReactorError: Error, Sendable, Hashable, CustomStringConvertible {
         case .shutDown: return "the reactor is shut down"
         case .ioUringUnavailable(let reason): return "io_uring is unavailable: \(reason)"
         case .socketClosed: return "the socket is closed"
+        case .invalidConfiguration(let reason): return "invalid reactor configuration: \(reason)"
         }
     }
 }

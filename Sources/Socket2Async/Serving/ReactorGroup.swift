@@ -15,11 +15,16 @@ public final class ReactorGroup: Sendable {
     /// One reactor per online processor (`sysconf(_SC_NPROCESSORS_ONLN)`).
     public static var defaultCount: Int { onlineProcessorCount() }
 
-    /// Starts `count` reactors (default: one per online processor) with `backend`.
-    public init(count: Int = ReactorGroup.defaultCount, backend: Reactor.Backend = .automatic) throws {
+    /// Starts `count` reactors (default: one per online processor) with `backend` and
+    /// `configuration` (each reactor has rings and a receive pool of its own of those sizes).
+    public init(
+        count: Int = ReactorGroup.defaultCount, backend: Reactor.Backend = .automatic,
+        configuration: Reactor.Configuration = Reactor.Configuration()
+    ) throws {
+        let options = try ReactorOptions(configuration)
         var reactors: [Reactor] = []
         do {
-            for _ in 0..<max(count, 1) { reactors.append(try Reactor(backend: backend)) }
+            for _ in 0..<max(count, 1) { reactors.append(try Reactor(backend: backend, options: options)) }
         } catch {
             for reactor in reactors { reactor.shutdown() }
             throw error
