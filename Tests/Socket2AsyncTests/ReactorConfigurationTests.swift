@@ -72,6 +72,7 @@ private func receiveAllWithHandler(_ socket: AsyncSocket) async throws -> [UInt8
     return received
 }
 
+extension AsyncTests {
 @Suite("Reactor configuration")
 struct ReactorConfigurationTests {
     /// Settings out of range, each with the name its error must start with.
@@ -186,4 +187,5 @@ struct ReactorConfigurationTests {
             #expect(await pendingOperations(reactor) == 0)
         }
     }
+}
 }
