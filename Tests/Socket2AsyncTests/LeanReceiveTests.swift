@@ -93,13 +93,13 @@ func countStream(_ server: AsyncSocket) async throws -> Int {
 /// (its task's executor preference, its body) checks what each server socket receives; then
 /// closes everything and checks that no operation is left.
 func streamInPieces(
-    _ reactor: Reactor, connections: Int,
+    _ reactor: Reactor, connections: Int, size: ((Int) -> Int)? = nil,
     _ check: (Int, AsyncSocket, [UInt8]) -> ((any TaskExecutor)?, @Sendable () async throws -> Void)
 ) async throws {
     let (clients, servers) = try await tcpPairs(reactor, connections)
     try await withThrowingTaskGroup(of: Void.self) { group in
         for index in 0..<connections {
-            let expected = pattern(40_000 + index * 997, seed: index)
+            let expected = pattern(size?(index) ?? 40_000 + index * 997, seed: index)
             let client = clients[index]
             let (executor, receiver) = check(index, servers[index], expected)
             group.addTask(executorPreference: executor, operation: receiver)
