@@ -16,7 +16,10 @@ extension AsyncTests {
 /// rounds none may be left far behind (a starved connection makes none while others make many).
 /// On io_uring this caught completions that were ready in the kernel but left there (the
 /// kernel runs at most 20 deferred task-work items per `io_uring_enter`) while receives that
-/// completed at submission were served every turn.
+/// completed at submission were served every turn: first at a quarter of the rounds, then, with
+/// more of the held ones served per turn, at about half of them in a loaded machine (slowest
+/// 7–24 of 40 where epoll had 28–38), until receives submitted behind held completions were
+/// queued behind them (`IORING_RECVSEND_POLL_FIRST`, 28–33).
 @Suite("Fairness with thousands of connections")
 struct FairnessTests {
     /// Connections of a run (both ends are in this process: twice as many descriptors).
@@ -51,7 +54,7 @@ struct FairnessTests {
         // Served in turn, a connection that waits for its client between messages makes at
         // least half the rounds of one that pipelines; a starved one stays at its first rounds
         // while the leader finishes all of them.
-        #expect(report.slowestAtLeaderFinish >= Self.rounds / 4,
+        #expect(report.slowestAtLeaderFinish >= Self.rounds / 2,
                 "when the leader had made \(Self.rounds) round trips, the slowest connection had made \(report.slowestAtLeaderFinish); \(report.laggardsAtLeaderFinish) connections had made fewer than \(Self.rounds / 4)")
     }
 

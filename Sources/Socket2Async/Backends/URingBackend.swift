@@ -208,8 +208,37 @@ final class URingBackend: ReactorBackend {
         case .streamWait, .wakeRead, .pooledWait, .inputReady:
             io_uring_prep_nop(entry)
         }
-        if !record.pointee.kind.waitsForInput { pollFirstWhenFull(entry, record) }
+        if record.pointee.kind.waitsForInput {
+            queueBehindHeldCompletions(entry, record)
+        } else {
+            pollFirstWhenFull(entry, record)
+        }
         io_uring_sqe_set_data64(entry, record.pointee.id)
+    }
+
+    /// A receive submitted while the kernel holds completions back (`IORING_SQ_TASKRUN`:
+    /// receives whose bytes came while they waited, more than `runDeferredWork` served in the
+    /// turn) waits for readability first (`IORING_RECVSEND_POLL_FIRST`): its bytes already
+    /// there, the poll fires at once and queues its completion as task work behind those, in the
+    /// order the bytes came. Without it, it completes at submission, ahead of all of them: at
+    /// thousands of connections the ones whose next message was always there (a client that
+    /// pipelines) were served every turn, while the held ones were served about a hundred a turn
+    /// and fell behind by as many turns as that queue was long. With nothing held back, the
+    /// receive is tried at once. Not with `MSG_DONTWAIT`: the kernel would fail it at the poll
+    /// (`EAGAIN`) even with bytes there.
+    @inline(__always)
+    private func queueBehindHeldCompletions(_ entry: UnsafeMutablePointer<io_uring_sqe>,
+                                            _ record: UnsafeMutablePointer<OpRecord>) {
+        switch record.pointee.kind {
+        case .recv, .recvFrom, .recvMsg, .pooledMultishot:
+            guard supportsMultishot,  // IORING_RECVSEND_POLL_FIRST came with 5.19, before it
+                  record.pointee.flags & MessageFlags.dontWait.rawValue == 0,
+                  socket2async_sq_flags(ring) & IORING_SQ_TASKRUN != 0
+            else { return }
+            entry.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST)
+        default:
+            return
+        }
     }
 
     /// A send submitted after the socket said it is full (`EAGAIN` or a short write, which
