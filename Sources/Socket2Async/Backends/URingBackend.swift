@@ -41,6 +41,10 @@ final class URingBackend: ReactorBackend {
     var pooledByteLimitConfirmed = false
     /// Tests: limited requests carry a field the kernel refuses (`addr2`), as old kernels refuse the limit.
     let refuseMultishotLimit: Bool
+    /// Tests: every receive is queued behind held completions, as if there were some.
+    let queueEveryReceive: Bool
+    /// Receives submitted to wait for readability first (`queueBehindHeldCompletions`).
+    private(set) var receivesQueuedBehind = 0
 
     var kind: Reactor.Backend { .ioUring }
     var tracksReadiness: Bool { false }
@@ -52,6 +56,7 @@ final class URingBackend: ReactorBackend {
         poolSize = options.receivePool
         pooledByteLimit = UInt32(clamping: PooledInput.queueLimit * options.receivePool.bufferSize)
         refuseMultishotLimit = options.refuseMultishotLimit
+        queueEveryReceive = options.queueEveryReceive
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
         completions = .allocate(capacity: Self.batch)
@@ -233,9 +238,10 @@ final class URingBackend: ReactorBackend {
         case .recv, .recvFrom, .recvMsg, .pooledMultishot:
             guard supportsMultishot,  // IORING_RECVSEND_POLL_FIRST came with 5.19, before it
                   record.pointee.flags & MessageFlags.dontWait.rawValue == 0,
-                  socket2async_sq_flags(ring) & IORING_SQ_TASKRUN != 0
+                  socket2async_sq_flags(ring) & IORING_SQ_TASKRUN != 0 || queueEveryReceive
             else { return }
             entry.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST)
+            receivesQueuedBehind &+= 1
         default:
             return
         }

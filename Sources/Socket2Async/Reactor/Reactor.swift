@@ -719,6 +719,9 @@ struct ReactorOptions: Sendable {
     var receivePool = ReceivePoolSize()
     /// Make the kernel refuse limited multishot receives, as kernels before 6.17 do.
     var refuseMultishotLimit = false
+    /// Submit every receive as one submitted while the kernel holds completions back (io_uring),
+    /// which only load brings about.
+    var queueEveryReceive = false
 }
 
 extension Duration {
