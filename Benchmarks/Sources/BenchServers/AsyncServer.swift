@@ -140,6 +140,10 @@ private func serve(_ socket: AsyncSocket, mode: ServerMode, reading: ConnectionR
                     Task(executorPreference: socket.reactor) {
                         await serveConnection(connection, echo: echo, stats: stats)
                     }
+                case .buffer:
+                    Task(executorPreference: socket.reactor) {
+                        await serveWithBuffer(connection, echo: echo, stats: stats)
+                    }
                 }
             }
         case .udpEcho:
@@ -195,6 +199,32 @@ private func serveConnection(_ connection: AsyncSocket, echo: Bool, stats: Serve
     }
     try? await connection.close()
 }
+
+/// Echoes (or discards) what a connection sends with a buffer of its own (allocated once,
+/// held while the receive waits) and `recv(into:)`, then `sendAll`: the plain style, which
+/// submits a receive request per message on io_uring (where the lean receive's stays armed).
+private func serveWithBuffer(_ connection: AsyncSocket, echo: Bool, stats: ServerStats) async {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: connectionBufferSize, alignment: 16)
+    defer { buffer.deallocate() }
+    do {
+        while true {
+            let count = try await connection.recv(into: buffer)
+            if count == 0 { break }
+            if echo {
+                stats.add(1)
+                try await connection.sendAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            } else {
+                stats.add(count)
+            }
+        }
+    } catch {
+        // Reset by the peer: the connection ends.
+    }
+    try? await connection.close()
+}
+
+/// The buffer of a connection read with `recv(into:)`.
+private let connectionBufferSize = 16 << 10
 
 /// Echoes (or discards) what a connection sends with a read handler: no task while the
 /// connection waits. Only a reply the kernel cannot take at once gets a task, which sends it

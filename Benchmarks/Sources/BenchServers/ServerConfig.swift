@@ -49,6 +49,9 @@ public enum ConnectionReading: String, CaseIterable, Sendable {
     case handler
     /// A task per connection, awaiting the lean receive (`AsyncSocket.receive(_:)`).
     case task
+    /// A task per connection with a buffer of its own, awaiting `recv(into:)` and then
+    /// `sendAll`: the plain style, a receive request per message.
+    case buffer
 }
 
 /// A server's whole configuration.

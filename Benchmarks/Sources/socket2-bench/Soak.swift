@@ -27,7 +27,7 @@ struct Soak: ParsableCommand {
     @Option(help: "Longest wait of an echo connection for its round trip, in seconds, before it counts as starved (default 5).")
     var starvedAfter: Double = 5
 
-    @Option(help: "How the server reads its connections: handler (read handlers, the default) or task (a task per connection).")
+    @Option(help: "How the server reads its connections: handler (read handlers, the default), task (a task per connection, lean receive) or buffer (a task per connection with a buffer of its own, recv(into:)).")
     var readWith: ConnectionReading = .handler
 
     func validate() throws {

@@ -1,7 +1,7 @@
 // An example server on Socket2Async, obeying the peer harness's contract
 // (../shared/bench/README.md, "Plugging in a new server"):
 //
-//   socket2-server [--backend epoll|io_uring|automatic] [--threads N] [--reuse-port] [--read-with handler|task]
+//   socket2-server [--backend epoll|io_uring|automatic] [--threads N] [--reuse-port] [--read-with handler|task|buffer]
 //                  --mode MODE --port N
 //
 // 127.0.0.1 only, SO_REUSEADDR, backlog 4096, TCP_NODELAY on accepted sockets, runs until
@@ -26,7 +26,8 @@ let usageText = """
       --threads <threads>  Reactors (event loops), serving one socket that no other process can bind. (default: 1)
       --reuse-port         One SO_REUSEPORT socket per reactor (another server on the port then joins it).
       --read-with <way>    \(ConnectionReading.allCases.map(\.rawValue).joined(separator: ", ")): how TCP connections are read,
-                           by a read handler or by a task awaiting receives (default: handler)
+                           by a read handler, a task awaiting the lean receive, or a task with a buffer
+                           of its own awaiting recv(into:) (default: handler)
       --mode <mode>        \(ServerMode.allCases.map(\.rawValue).joined(separator: ", "))
       --port <port>        Port on 127.0.0.1.
       -h, --help           Show this help.
