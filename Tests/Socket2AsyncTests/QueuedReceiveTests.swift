@@ -28,12 +28,6 @@ struct QueuedReceiveTests {
         await onReactor(reactor) { (reactor.impl as! URingBackend).receivesQueuedBehind }
     }
 
-    /// Waits (poll(2), bounded) until `socket` has input.
-    static func waitForInput(_ socket: AsyncSocket) {
-        var descriptor = pollfd(fd: socket.rawDescriptor, events: Int16(POLLIN), revents: 0)
-        #expect(poll(&descriptor, 1, 10_000) == 1)
-    }
-
     @Test("recv(into:) gets bytes that came after it was submitted, and bytes that were there")
     func streamReceive() async throws {
         try await Self.withQueuedReceives { reactor in
@@ -50,7 +44,7 @@ struct QueuedReceiveTests {
                     Glibc.send(client.rawDescriptor, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL))
                 }
                 #expect(sent == 30)
-                Self.waitForInput(server)
+                waitForInput(server)
                 return try await server.recv(maxCount: 100)
             }.value
             #expect(there == pattern(30, seed: 2))

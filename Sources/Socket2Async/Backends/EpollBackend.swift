@@ -133,6 +133,12 @@ final class EpollBackend: ReactorBackend {
         default:
             let input = record.pointee.kind.waitsForInput
             let queueEmpty = (input ? io.inputHead : io.outputHead) < 0
+            if record.pointee.mustNotWait {
+                // Tried even where the flags say not ready (an edge may be on its way); behind
+                // operations that wait, it would block.
+                reactor.complete(record, queueEmpty ? attempt(record, io) : -Int(EAGAIN))
+                return
+            }
             if queueEmpty && io.isReady(input: input) {
                 let result = attempt(record, io)
                 if result != -Int(EAGAIN) {

@@ -237,7 +237,7 @@ final class URingBackend: ReactorBackend {
         switch record.pointee.kind {
         case .recv, .recvFrom, .recvMsg, .pooledMultishot:
             guard supportsMultishot,  // IORING_RECVSEND_POLL_FIRST came with 5.19, before it
-                  record.pointee.flags & MessageFlags.dontWait.rawValue == 0,
+                  !record.pointee.mustNotWait,
                   socket2async_sq_flags(ring) & IORING_SQ_TASKRUN != 0 || queueEveryReceive
             else { return }
             entry.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST)
@@ -259,6 +259,7 @@ final class URingBackend: ReactorBackend {
         switch record.pointee.kind {
         case .send, .sendTo, .sendMsg:
             guard supportsMultishot,  // IORING_RECVSEND_POLL_FIRST came with 5.19, before it
+                  !record.pointee.mustNotWait,  // tried now, as the call would be
                   record.pointee.io?._withUnsafeGuaranteedRef({ $0.writeReady }) == false
             else { return }
             entry.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST)
@@ -432,7 +433,7 @@ final class URingBackend: ReactorBackend {
             } else if result == -EAGAIN && record.pointee.kind == .connect {
                 // A Unix listener's queue is full; nothing will signal when it has room.
                 backOff(record)
-            } else if result == -EINTR || result == -EAGAIN {
+            } else if result == -EINTR || (result == -EAGAIN && !record.pointee.mustNotWait) {
                 submit(record)
             } else {
                 if record.pointee.kind == .recvMsg || record.pointee.kind == .recvFrom {

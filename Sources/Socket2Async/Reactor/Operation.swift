@@ -37,6 +37,14 @@ enum OpKind: UInt8 {
     /// datagram can complete).
     var receivesData: Bool { self == .recv || self == .recvFrom || self == .recvMsg }
 
+    /// Whether the operation's `flags` are the `MSG_*` flags of its call (sends and receives).
+    var takesMessageFlags: Bool {
+        switch self {
+        case .recv, .recvFrom, .recvMsg, .send, .sendTo, .sendMsg: return true
+        default: return false
+        }
+    }
+
     /// Whether the operation waits for the socket to become readable (epoll).
     var waitsForInput: Bool {
         switch self {
@@ -144,6 +152,10 @@ struct OpRecord {
     /// in memory that becomes resident only where an operation uses it (the receive a
     /// connection waits in most of its life needs none of it).
     var extras: UnsafeMutablePointer<OpExtras>!
+
+    /// Whether the caller asked its call not to wait (`MSG_DONTWAIT`): where it would, it
+    /// completes with `EAGAIN` instead, as the call does.
+    var mustNotWait: Bool { kind.takesMessageFlags && flags & MessageFlags.dontWait.rawValue != 0 }
 
     /// An address the kernel reads (connect, sendto) or writes (accept, recvfrom), and its length.
     var address: sockaddr_storage {

@@ -6,7 +6,8 @@ import SystemPackage
 
 // The send and receive families. Raw-buffer forms: the buffer must stay valid until the call
 // returns, which it does only once the kernel is done with it (also when cancelled). Array
-// forms own their memory. Every send passes `MSG_NOSIGNAL`.
+// forms own their memory. Every send passes `MSG_NOSIGNAL`. Given `MSG_DONTWAIT`, an operation
+// throws `EAGAIN` where its call would block, instead of waiting.
 
 // MARK: - Receiving
 

@@ -105,7 +105,8 @@ public final class AsyncSocket: SocketHandle, @unchecked Sendable {
             if fd < 0 { throw ReactorError.socketClosed }
             result = call(fd)
         }
-        if result == -Int(EAGAIN) { return nil }
+        // Asked not to wait, the call's EAGAIN is the answer.
+        if result == -Int(EAGAIN) && flags & MessageFlags.dontWait.rawValue == 0 { return nil }
         return try ResultCode.check(result)
     }
 
