@@ -94,6 +94,12 @@ func tcpPair(_ reactor: Reactor) async throws -> (AsyncSocket, AsyncSocket) {
     return (client, server)
 }
 
+/// Waits (poll(2), bounded) until `socket` has input.
+func waitForInput(_ socket: AsyncSocket) {
+    var descriptor = pollfd(fd: socket.rawDescriptor, events: Int16(POLLIN), revents: 0)
+    #expect(poll(&descriptor, 1, 10_000) == 1)
+}
+
 /// Deterministic test bytes.
 func pattern(_ count: Int, seed: Int = 0) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 31) &+ seed &* 7 &+ ($0 >> 8)) }

@@ -236,9 +236,9 @@ final class URingBackend: ReactorBackend {
                                             _ record: UnsafeMutablePointer<OpRecord>) {
         switch record.pointee.kind {
         case .recv, .recvFrom, .recvMsg, .pooledMultishot:
-            guard supportsMultishot,  // IORING_RECVSEND_POLL_FIRST came with 5.19, before it
-                  !record.pointee.mustNotWait,
-                  socket2async_sq_flags(ring) & IORING_SQ_TASKRUN != 0 || queueEveryReceive
+            guard socket2async_sq_flags(ring) & IORING_SQ_TASKRUN != 0 || queueEveryReceive,
+                  supportsMultishot,  // IORING_RECVSEND_POLL_FIRST came with 5.19, before it
+                  !record.pointee.mustNotWait
             else { return }
             entry.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST)
             receivesQueuedBehind &+= 1
@@ -444,7 +444,9 @@ final class URingBackend: ReactorBackend {
                 }
                 record.pointee.io?._withUnsafeGuaranteedRef { io in
                     if !record.pointee.kind.waitsForInput {
-                        io.writeReady = true  // the next send may be tried directly again
+                        // The next send may be tried directly again, unless this one (asked not
+                        // to wait) found the socket full.
+                        io.writeReady = result != -EAGAIN
                     } else if result > 0 && !io.isStream && record.pointee.kind != .accept {
                         // Datagrams come in bursts: the next receive tries the queue directly.
                         io.readReady = true
