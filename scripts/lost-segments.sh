@@ -43,10 +43,13 @@ for run in $(seq "$runs"); do
     port=$((20000 + RANDOM % 20000))
     taskset -c 0 "$@" --mode tcp-echo --port "$port" >/dev/null 2>&1 &
     server_pid=$!
+    ready=no
     for _ in $(seq 200); do
-        (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+        (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && { ready=yes; break; }
+        kill -0 "$server_pid" 2>/dev/null || break
         sleep 0.05
     done
+    [ $ready = yes ] || { echo "the server did not start listening on port $port: $*" >&2; exit 1; }
     perf record -q -a -e tcp:tcp_retransmit_skb,skb:kfree_skb -o "$work/perf.data" -- \
         taskset -c 1 "$loadgen" tcp-echo --port "$port" --conns "$conns" --size 64 -d 5 -w 1 \
         >"$work/loadgen.out" 2>/dev/null
@@ -64,6 +67,8 @@ for line in open(events):
     elif 'CPU_BACKLOG' in line:
         counts['backlog drops on CPU %d' % int(line.split(']')[0].split('[')[1])] += 1
 result = open(loadgen).read()
+if 'RESULT' not in result:
+    sys.exit('the load generator reported no result:\n' + result)
 value = lambda key: float(re.search(r'\b' + key + r'=([0-9.]+)', result).group(1))
 print('rate %.0f msg/s, p99 %.0f ms, max %.0f ms; %s' % (
     value('rate'), value('p99_us') / 1000, value('max_us') / 1000,
