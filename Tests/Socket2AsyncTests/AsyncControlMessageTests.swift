@@ -12,6 +12,22 @@ func unixPair(_ reactor: Reactor, type: SocketType = .stream) throws -> (AsyncSo
     return (try AsyncSocket(pair.first, reactor: reactor), try AsyncSocket(pair.second, reactor: reactor))
 }
 
+/// A pipe of a test's own: descriptors of it that the process receives name an object that no
+/// other test has (``openFiles(of:)``).
+struct TestPipe {
+    let read: CInt, write: CInt
+    func close() {
+        _ = Glibc.close(read)
+        _ = Glibc.close(write)
+    }
+}
+
+func makePipe() throws -> TestPipe {
+    var ends: [CInt] = [-1, -1]
+    guard pipe(&ends) == 0 else { throw Errno(rawValue: errno) }
+    return TestPipe(read: ends[0], write: ends[1])
+}
+
 /// A UDP socket bound to [::1] (an ephemeral port) and its address.
 func udpSocketV6(_ reactor: Reactor) throws -> (AsyncSocket, SockAddr) {
     let socket = try AsyncSocket(domain: .ipv6, type: .dgram, reactor: reactor)
@@ -132,6 +148,7 @@ struct AsyncControlMessageTests {
                 let inner = try Socket.pair(domain: .unix, type: .dgram)
                 let kept = try AsyncSocket(inner.second, reactor: reactor)
                 let passed = inner.first.intoRawDescriptor()
+                let files = openFiles(of: [sender.rawDescriptor, receiver.rawDescriptor, kept.rawDescriptor, passed])
                 let receiving = Task(executorPreference: reactor) { () -> ReceivedMessage in
                     var control = ControlMessageBuffer(capacity: ControlMessage.space(forDataLength: 4 * 4))
                     let buffer = TestBuffer(8)
@@ -160,15 +177,17 @@ struct AsyncControlMessageTests {
                 #expect(try await kept.send([10]) == 1)
                 #expect(try await received.recv(maxCount: 16) == [10])
                 for socket in [sender, receiver, kept, received] { try await socket.close() }
+                #expect(descriptorsOpened(since: baseline, naming: files) == 0)
             }
-            #expect(descriptorsOpened(since: baseline) == 0)
         }
     }
 
-    /// Receives a message with `count` descriptors and returns how many descriptors the process
-    /// had open beyond `baseline` while the message was alive; the message goes away when this
-    /// returns.
-    static func receiveUntaken(_ socket: AsyncSocket, count: Int, since baseline: Set<String>) async throws -> Int {
+    /// Receives a message with `count` descriptors and returns how many descriptors of `files`
+    /// the process had open beyond `baseline` while the message was alive; the message goes
+    /// away when this returns.
+    static func receiveUntaken(
+        _ socket: AsyncSocket, count: Int, since baseline: Set<String>, naming files: Set<String>
+    ) async throws -> Int {
         let (bytes, message) = try await socket.recvMsg(maxCount: 4, controlCapacity: 256)
         #expect(bytes == [1])
         guard case .rights(let descriptors) = message.control.first else {
@@ -176,18 +195,21 @@ struct AsyncControlMessageTests {
             return -1
         }
         #expect(descriptors.count == count)
-        return descriptorsOpened(since: baseline)
+        return descriptorsOpened(since: baseline, naming: files)
     }
 
     @Test("Descriptors received and not taken are closed", arguments: backends)
     func untakenDescriptorsClosed(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
             let (sender, receiver) = try unixPair(reactor, type: .seqpacket)
+            let pipe = try makePipe()
+            defer { pipe.close() }
+            let files = openFiles(of: [pipe.read])
             let baseline = openDescriptors()
-            _ = try await sender.sendDescriptors([0, 1, 2], bytes: [1])
-            let whileHeld = try await Self.receiveUntaken(receiver, count: 3, since: baseline)
+            _ = try await sender.sendDescriptors([pipe.read, pipe.write, pipe.read], bytes: [1])
+            let whileHeld = try await Self.receiveUntaken(receiver, count: 3, since: baseline, naming: files)
             #expect(whileHeld == 3)
-            #expect(descriptorsOpened(since: baseline) == 0)
+            #expect(descriptorsOpened(since: baseline, naming: files) == 0)
         }
     }
 
@@ -195,6 +217,9 @@ struct AsyncControlMessageTests {
     func cancelPendingRecvMsg(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
             let (sender, receiver) = try unixPair(reactor)
+            let pipe = try makePipe()
+            defer { pipe.close() }
+            let files = openFiles(of: [sender.rawDescriptor, receiver.rawDescriptor, pipe.read])
             let baseline = openDescriptors()
             let task = Task(executorPreference: reactor) { () -> Int in
                 var control = ControlMessageBuffer(capacity: 64)
@@ -205,12 +230,12 @@ struct AsyncControlMessageTests {
             task.cancel()
             await expectCancelled(task)
             #expect(await pendingOperations(reactor) == 0)
-            #expect(descriptorsOpened(since: baseline) == 0)
+            #expect(descriptorsOpened(since: baseline, naming: files) == 0)
             // What is sent afterwards reaches the next receive, descriptors included.
-            _ = try await sender.sendDescriptors([1, 2], bytes: [1])
-            let whileHeld = try await Self.receiveUntaken(receiver, count: 2, since: baseline)
+            _ = try await sender.sendDescriptors([pipe.read, pipe.write], bytes: [1])
+            let whileHeld = try await Self.receiveUntaken(receiver, count: 2, since: baseline, naming: files)
             #expect(whileHeld == 2)
-            #expect(descriptorsOpened(since: baseline) == 0)
+            #expect(descriptorsOpened(since: baseline, naming: files) == 0)
         }
     }
 

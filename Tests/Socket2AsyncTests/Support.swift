@@ -171,6 +171,26 @@ func descriptorsOpened(since baseline: Set<String>) -> Int {
     openDescriptors().subtracting(baseline).count
 }
 
+/// What each of `descriptors` names (`/proc/self/fd`'s link: `socket:[inode]`, `pipe:[inode]`):
+/// the same for every descriptor of one open file, in this process or received from another.
+func openFiles(of descriptors: [CInt]) -> Set<String> {
+    Set(descriptors.map { descriptor in
+        var target = [CChar](repeating: 0, count: 256)
+        let length = readlink("/proc/self/fd/\(descriptor)", &target, target.count - 1)
+        return length > 0 ? String(decoding: target.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+    })
+}
+
+/// Descriptors open now that were not in `baseline` and name one of `files` (``openFiles(of:)``):
+/// the test's own, whatever the tests of other modules, which run beside this serialized suite
+/// in the same process, open meanwhile.
+func descriptorsOpened(since baseline: Set<String>, naming files: Set<String>) -> Int {
+    openDescriptors().subtracting(baseline).count { entry in
+        guard let arrow = entry.firstRange(of: " -> ") else { return false }
+        return files.contains(String(entry[arrow.upperBound...]))
+    }
+}
+
 /// Heap memory for the raw-buffer calls, freed with the object.
 final class TestBuffer: @unchecked Sendable {
     let raw: UnsafeMutableRawBufferPointer
