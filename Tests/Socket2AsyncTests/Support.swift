@@ -165,12 +165,6 @@ func openDescriptors() -> Set<String> {
     return result
 }
 
-/// Descriptors open now that were not in `baseline`. Descriptors other code closes meanwhile
-/// (a previous test's objects going away late) do not count, as a plain count would.
-func descriptorsOpened(since baseline: Set<String>) -> Int {
-    openDescriptors().subtracting(baseline).count
-}
-
 /// What each of `descriptors` names (`/proc/self/fd`'s link: `socket:[inode]`, `pipe:[inode]`):
 /// the same for every descriptor of one open file, in this process or received from another.
 func openFiles(of descriptors: [CInt]) -> Set<String> {
@@ -183,7 +177,8 @@ func openFiles(of descriptors: [CInt]) -> Set<String> {
 
 /// Descriptors open now that were not in `baseline` and name one of `files` (``openFiles(of:)``):
 /// the test's own, whatever the tests of other modules, which run beside this serialized suite
-/// in the same process, open meanwhile.
+/// in the same process, open meanwhile. (Descriptors closed meanwhile, a previous test's objects
+/// going away late, do not count either, as they would in a plain count.)
 func descriptorsOpened(since baseline: Set<String>, naming files: Set<String>) -> Int {
     openDescriptors().subtracting(baseline).count { entry in
         guard let arrow = entry.firstRange(of: " -> ") else { return false }
