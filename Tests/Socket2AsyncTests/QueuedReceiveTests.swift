@@ -41,7 +41,7 @@ struct QueuedReceiveTests {
             let before = await Self.queuedReceives(reactor)
             let there = try await Task(executorPreference: reactor) {
                 let sent = pattern(30, seed: 2).withUnsafeBytes {
-                    Glibc.send(client.rawDescriptor, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL))
+                    Glibc.send(client.rawDescriptor, $0.baseAddress, $0.count, MessageFlags.noSignal.rawValue)
                 }
                 #expect(sent == 30)
                 waitForInput(server)
