@@ -12,22 +12,6 @@ func unixPair(_ reactor: Reactor, type: SocketType = .stream) throws -> (AsyncSo
     return (try AsyncSocket(pair.first, reactor: reactor), try AsyncSocket(pair.second, reactor: reactor))
 }
 
-/// A pipe of a test's own: descriptors of it that the process receives name an object that no
-/// other test has (``openFiles(of:)``).
-struct TestPipe {
-    let read: CInt, write: CInt
-    func close() {
-        _ = Glibc.close(read)
-        _ = Glibc.close(write)
-    }
-}
-
-func makePipe() throws -> TestPipe {
-    var ends: [CInt] = [-1, -1]
-    guard pipe(&ends) == 0 else { throw Errno(rawValue: errno) }
-    return TestPipe(read: ends[0], write: ends[1])
-}
-
 /// A UDP socket bound to [::1] (an ephemeral port) and its address.
 func udpSocketV6(_ reactor: Reactor) throws -> (AsyncSocket, SockAddr) {
     let socket = try AsyncSocket(domain: .ipv6, type: .dgram, reactor: reactor)
@@ -148,7 +132,7 @@ struct AsyncControlMessageTests {
                 let inner = try Socket.pair(domain: .unix, type: .dgram)
                 let kept = try AsyncSocket(inner.second, reactor: reactor)
                 let passed = inner.first.intoRawDescriptor()
-                let files = openFiles(of: [sender.rawDescriptor, receiver.rawDescriptor, kept.rawDescriptor, passed])
+                let files = Set([sender.rawDescriptor, receiver.rawDescriptor, kept.rawDescriptor, passed].map(fileNamed(by:)))
                 let receiving = Task(executorPreference: reactor) { () -> ReceivedMessage in
                     var control = ControlMessageBuffer(capacity: ControlMessage.space(forDataLength: 4 * 4))
                     let buffer = TestBuffer(8)
@@ -202,11 +186,12 @@ struct AsyncControlMessageTests {
     func untakenDescriptorsClosed(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
             let (sender, receiver) = try unixPair(reactor, type: .seqpacket)
-            let pipe = try makePipe()
-            defer { pipe.close() }
-            let files = openFiles(of: [pipe.read])
+            // A pipe of the test's own: the descriptors received name what no other test opens.
+            let (read, write) = try FileDescriptor.pipe()
+            defer { try? read.close(); try? write.close() }
+            let files: Set = [fileNamed(by: read.rawValue)]
             let baseline = openDescriptors()
-            _ = try await sender.sendDescriptors([pipe.read, pipe.write, pipe.read], bytes: [1])
+            _ = try await sender.sendDescriptors([read.rawValue, write.rawValue, read.rawValue], bytes: [1])
             let whileHeld = try await Self.receiveUntaken(receiver, count: 3, since: baseline, naming: files)
             #expect(whileHeld == 3)
             #expect(descriptorsOpened(since: baseline, naming: files) == 0)
@@ -217,9 +202,9 @@ struct AsyncControlMessageTests {
     func cancelPendingRecvMsg(backend: Reactor.Backend) async throws {
         try await withReactor(backend) { reactor in
             let (sender, receiver) = try unixPair(reactor)
-            let pipe = try makePipe()
-            defer { pipe.close() }
-            let files = openFiles(of: [sender.rawDescriptor, receiver.rawDescriptor, pipe.read])
+            let (read, write) = try FileDescriptor.pipe()
+            defer { try? read.close(); try? write.close() }
+            let files = Set([sender.rawDescriptor, receiver.rawDescriptor, read.rawValue].map(fileNamed(by:)))
             let baseline = openDescriptors()
             let task = Task(executorPreference: reactor) { () -> Int in
                 var control = ControlMessageBuffer(capacity: 64)
@@ -232,7 +217,7 @@ struct AsyncControlMessageTests {
             #expect(await pendingOperations(reactor) == 0)
             #expect(descriptorsOpened(since: baseline, naming: files) == 0)
             // What is sent afterwards reaches the next receive, descriptors included.
-            _ = try await sender.sendDescriptors([pipe.read, pipe.write], bytes: [1])
+            _ = try await sender.sendDescriptors([read.rawValue, write.rawValue], bytes: [1])
             let whileHeld = try await Self.receiveUntaken(receiver, count: 2, since: baseline, naming: files)
             #expect(whileHeld == 2)
             #expect(descriptorsOpened(since: baseline, naming: files) == 0)

@@ -158,24 +158,21 @@ func openDescriptors() -> Set<String> {
     while let entry = readdir(directory) {
         let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         guard let number = CInt(name), number != own else { continue }
-        var target = [CChar](repeating: 0, count: 256)
-        let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
-        result.insert("\(name) -> " + (length > 0 ? String(decoding: target.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"))
+        result.insert("\(name) -> " + fileNamed(by: number))
     }
     return result
 }
 
-/// What each of `descriptors` names (`/proc/self/fd`'s link: `socket:[inode]`, `pipe:[inode]`):
-/// the same for every descriptor of one open file, in this process or received from another.
-func openFiles(of descriptors: [CInt]) -> Set<String> {
-    Set(descriptors.map { descriptor in
-        var target = [CChar](repeating: 0, count: 256)
-        let length = readlink("/proc/self/fd/\(descriptor)", &target, target.count - 1)
-        return length > 0 ? String(decoding: target.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
-    })
+/// What `descriptor` names: its link in `/proc/self/fd` (`socket:[inode]`, `pipe:[inode]`, a
+/// path), the same for every descriptor of one open file, in this process or received from
+/// another; "?" when it is not open.
+func fileNamed(by descriptor: CInt) -> String {
+    var target = [CChar](repeating: 0, count: 256)
+    let length = readlink("/proc/self/fd/\(descriptor)", &target, target.count - 1)
+    return length > 0 ? String(decoding: target.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
 }
 
-/// Descriptors open now that were not in `baseline` and name one of `files` (``openFiles(of:)``):
+/// Descriptors open now that were not in `baseline` and name one of `files` (``fileNamed(by:)``):
 /// the test's own, whatever the tests of other modules, which run beside this serialized suite
 /// in the same process, open meanwhile. (Descriptors closed meanwhile, a previous test's objects
 /// going away late, do not count either, as they would in a plain count.)
